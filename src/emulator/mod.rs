@@ -1,0 +1,1 @@
+//! Losant API emulator (being written).

@@ -1,0 +1,8 @@
+//! losant-operator: a Kubernetes operator for Losant integrations.
+//!
+//! The crate is split so dependencies point one way:
+//! - [`losant`]: the REST client and wire types (knows nothing of Kubernetes);
+//! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches.
+
+pub mod emulator;
+pub mod losant;

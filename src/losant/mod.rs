@@ -1,0 +1,1 @@
+//! Losant REST client (being written).
