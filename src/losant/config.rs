@@ -1,0 +1,474 @@
+//! The config objects of the six integration types, in the two shapes the API uses:
+//! the write shape (Post and Patch bodies, where the schema's required fields are required) and the
+//! read shape (`Remote*`, from GET and list, where everything may be absent: servers may omit or mask
+//! secrets and add fields of their own, which are ignored).
+//!
+//! Secret-bearing fields are [`SecretString`]s, so `Debug` never shows them.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::enums::{IntegrationType, MqttProtocol, MqttProtocolVersion};
+use super::secret::SecretString;
+
+/// `mqttConfig` as sent: a broker connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MqttConfig {
+    /// Broker host name.
+    pub host: String,
+    /// Broker port (1–65535).
+    pub port: u16,
+    /// Transport.
+    pub protocol: MqttProtocol,
+    /// MQTT client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// User name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    /// Clean session flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean: Option<bool>,
+    /// Client private key, PEM (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecretString>,
+    /// Client certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// CA certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    /// Skip TLS verification of the broker.
+    #[serde(
+        default,
+        rename = "disableSSLVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ssl_verification: Option<bool>,
+    /// Protocol version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<MqttProtocolVersion>,
+}
+
+/// `googlePubSubConfig` as sent. Newer setups use `credentialName` and `topics` instead.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GooglePubSubConfig {
+    /// GCP project id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Service-account key JSON, as a string (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_json: Option<SecretString>,
+}
+
+/// `azureEventHubConfig` as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureEventHubConfig {
+    /// Event hub name.
+    pub hub_name: String,
+    /// Consumer group.
+    pub consumer_group: String,
+    /// How Losant connects: exactly one of connection string and host name.
+    #[serde(flatten)]
+    pub auth: AzureEventHubAuth,
+}
+
+/// The two mutually exclusive ways an Azure Event Hub integration authenticates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AzureEventHubAuth {
+    /// A connection string (secret).
+    ConnectionString {
+        /// The connection string.
+        #[serde(rename = "connectionString")]
+        connection_string: SecretString,
+    },
+    /// A host name, with the integration's `credentialName` naming an Azure credential.
+    HostName {
+        /// The host name.
+        #[serde(rename = "hostName")]
+        host_name: String,
+    },
+}
+
+/// `particleConfig` as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticleConfig {
+    /// Particle access token (secret).
+    pub access_token: SecretString,
+    /// Product slug or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_slug_or_id: Option<String>,
+    /// Organization slug or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_slug_or_id: Option<String>,
+    /// Device name or id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name_or_id: Option<String>,
+}
+
+/// `sqsConfig` as sent. With `credentialName` naming an AWS credential, the keys may be left out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsConfig {
+    /// Queue URL (may be a template over application globals).
+    pub queue_url: String,
+    /// AWS access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// AWS secret access key (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<SecretString>,
+    /// AWS region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// `websocketConfig` as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebsocketConfig {
+    /// Server URL.
+    pub url: String,
+    /// Skip TLS verification of the server.
+    #[serde(
+        default,
+        rename = "disableSSLVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ssl_verification: Option<bool>,
+    /// User name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    /// Client private key, PEM (secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecretString>,
+    /// Client certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// CA certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    /// Extra request headers (at most 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<WebsocketHeader>>,
+}
+
+/// One extra WebSocket header. Its value is treated as a secret (it often carries `Authorization`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebsocketHeader {
+    /// Header name.
+    pub header_key: String,
+    /// Header value (secret).
+    pub header_value: SecretString,
+}
+
+/// The config object of an integration, keyed on the wire by its type's field name.
+///
+/// Flattened into Post and Patch bodies, a variant serializes as e.g. `"mqttConfig": {…}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum IntegrationConfig {
+    /// `azureEventHubConfig`.
+    #[serde(rename = "azureEventHubConfig")]
+    AzureEventHub(AzureEventHubConfig),
+    /// `googlePubSubConfig`.
+    #[serde(rename = "googlePubSubConfig")]
+    GooglePubSub(GooglePubSubConfig),
+    /// `mqttConfig`.
+    #[serde(rename = "mqttConfig")]
+    Mqtt(MqttConfig),
+    /// `particleConfig`.
+    #[serde(rename = "particleConfig")]
+    Particle(ParticleConfig),
+    /// `sqsConfig`.
+    #[serde(rename = "sqsConfig")]
+    Sqs(SqsConfig),
+    /// `websocketConfig`.
+    #[serde(rename = "websocketConfig")]
+    Websocket(WebsocketConfig),
+}
+
+impl IntegrationConfig {
+    /// The integration type this config object belongs to.
+    pub fn integration_type(&self) -> IntegrationType {
+        match self {
+            IntegrationConfig::AzureEventHub(_) => IntegrationType::AzureEventHub,
+            IntegrationConfig::GooglePubSub(_) => IntegrationType::GooglePubSub,
+            IntegrationConfig::Mqtt(_) => IntegrationType::Mqtt,
+            IntegrationConfig::Particle(_) => IntegrationType::Particle,
+            IntegrationConfig::Sqs(_) => IntegrationType::Sqs,
+            IntegrationConfig::Websocket(_) => IntegrationType::Websocket,
+        }
+    }
+
+    /// Every secret value in this config, so error text can be scrubbed of them.
+    pub fn secret_values(&self) -> Vec<&SecretString> {
+        match self {
+            IntegrationConfig::AzureEventHub(c) => match &c.auth {
+                AzureEventHubAuth::ConnectionString { connection_string } => {
+                    vec![connection_string]
+                }
+                AzureEventHubAuth::HostName { .. } => vec![],
+            },
+            IntegrationConfig::GooglePubSub(c) => c.key_json.iter().collect(),
+            IntegrationConfig::Mqtt(c) => c.password.iter().chain(&c.private_key).collect(),
+            IntegrationConfig::Particle(c) => vec![&c.access_token],
+            IntegrationConfig::Sqs(c) => c.secret_access_key.iter().collect(),
+            IntegrationConfig::Websocket(c) => c
+                .password
+                .iter()
+                .chain(&c.private_key)
+                .chain(c.headers.iter().flatten().map(|h| &h.header_value))
+                .collect(),
+        }
+    }
+}
+
+/// `mqttConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteMqttConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(
+        deserialize_with = "lenient_port",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<MqttProtocol>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    #[serde(
+        rename = "disableSSLVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ssl_verification: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<MqttProtocolVersion>,
+}
+
+/// `googlePubSubConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteGooglePubSubConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_json: Option<SecretString>,
+}
+
+/// `azureEventHubConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteAzureEventHubConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<SecretString>,
+}
+
+/// `particleConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteParticleConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_slug_or_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_slug_or_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_name_or_id: Option<String>,
+}
+
+/// `sqsConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteSqsConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// `websocketConfig` as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteWebsocketConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(
+        rename = "disableSSLVerification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_ssl_verification: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<RemoteWebsocketHeader>>,
+}
+
+/// One WebSocket header as read back.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemoteWebsocketHeader {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_value: Option<SecretString>,
+}
+
+/// Reads a port sent as any JSON number with an integral value in 1..=65535 (`8883` or `8883.0`):
+/// the schema types it `number`, so a server may store and return it either way.
+fn lenient_port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let as_float = number.as_f64().unwrap_or(f64::NAN);
+    if as_float.fract() == 0.0 && (1.0..=65535.0).contains(&as_float) {
+        // Exact: the value is integral and in range.
+        Ok(Some(as_float as u16))
+    } else {
+        Err(serde::de::Error::custom(
+            "port is not an integer in 1..=65535",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mqtt() -> MqttConfig {
+        MqttConfig {
+            host: "broker.example.com".into(),
+            port: 8883,
+            protocol: MqttProtocol::Mqtts,
+            client_id: Some("client".into()),
+            username: None,
+            password: Some("pw-value".into()),
+            clean: None,
+            private_key: None,
+            certificate: None,
+            ca_certificate: None,
+            disable_ssl_verification: None,
+            protocol_version: Some(MqttProtocolVersion::V5),
+        }
+    }
+
+    #[test]
+    fn config_serializes_under_its_type_field() {
+        let value = serde_json::to_value(IntegrationConfig::Mqtt(mqtt())).unwrap();
+        assert_eq!(
+            value,
+            json!({"mqttConfig": {"host": "broker.example.com", "port": 8883, "protocol": "mqtts",
+                "clientId": "client", "password": "pw-value", "protocolVersion": "5"}})
+        );
+    }
+
+    #[test]
+    fn azure_auth_is_one_of_two_fields() {
+        let with_host = AzureEventHubConfig {
+            hub_name: "hub".into(),
+            consumer_group: "$Default".into(),
+            auth: AzureEventHubAuth::HostName {
+                host_name: "ns.servicebus.windows.net".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&with_host).unwrap(),
+            json!({"hubName": "hub", "consumerGroup": "$Default", "hostName": "ns.servicebus.windows.net"})
+        );
+        let back: AzureEventHubConfig = serde_json::from_value(
+            json!({"hubName": "h", "consumerGroup": "g", "connectionString": "Endpoint=sb://x"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            back.auth,
+            AzureEventHubAuth::ConnectionString { .. }
+        ));
+    }
+
+    #[test]
+    fn secret_values_cover_every_secret_field() {
+        let ws = WebsocketConfig {
+            url: "wss://x".into(),
+            disable_ssl_verification: None,
+            username: None,
+            password: Some("a".into()),
+            private_key: Some("b".into()),
+            certificate: None,
+            ca_certificate: None,
+            headers: Some(vec![WebsocketHeader {
+                header_key: "Authorization".into(),
+                header_value: "c".into(),
+            }]),
+        };
+        let config = IntegrationConfig::Websocket(ws);
+        let values: Vec<&str> = config
+            .secret_values()
+            .into_iter()
+            .map(SecretString::expose)
+            .collect();
+        assert_eq!(values, ["a", "b", "c"]);
+        let config = IntegrationConfig::Mqtt(mqtt());
+        assert_eq!(config.secret_values().len(), 1);
+    }
+
+    #[test]
+    fn remote_port_accepts_integral_floats_only() {
+        let ok: RemoteMqttConfig = serde_json::from_value(json!({"port": 8883.0})).unwrap();
+        assert_eq!(ok.port, Some(8883));
+        assert!(serde_json::from_value::<RemoteMqttConfig>(json!({"port": 1.5})).is_err());
+        assert!(serde_json::from_value::<RemoteMqttConfig>(json!({"port": 70000})).is_err());
+        let absent: RemoteMqttConfig = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(absent.port, None);
+    }
+
+    #[test]
+    fn remote_shapes_ignore_unknown_fields() {
+        let remote: RemoteSqsConfig =
+            serde_json::from_value(json!({"queueUrl": "u", "futureField": 1})).unwrap();
+        assert_eq!(remote.queue_url.as_deref(), Some("u"));
+    }
+}
