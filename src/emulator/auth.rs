@@ -1,0 +1,160 @@
+//! Bearer tokens and Losant scopes: which token may perform which action.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::{HeaderMap, header};
+
+use super::config::TokenSpec;
+use super::error::ApiError;
+
+/// The five API actions, each with its own accepted scopes (README §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List,
+    Create,
+    Get,
+    Patch,
+    Delete,
+}
+
+/// Account-wide scopes that allow reading. `.cli` variants follow the upstream docs of
+/// sibling resources.
+const READ_WIDE: &[&str] = &[
+    "all.Application",
+    "all.Application.bounded",
+    "all.Application.cli",
+    "all.Application.read",
+    "all.Organization",
+    "all.Organization.bounded",
+    "all.Organization.read",
+    "all.User",
+    "all.User.bounded",
+    "all.User.cli",
+    "all.User.read",
+];
+
+/// Account-wide scopes that allow writing.
+const WRITE_WIDE: &[&str] = &[
+    "all.Application",
+    "all.Application.bounded",
+    "all.Application.cli",
+    "all.Organization",
+    "all.Organization.bounded",
+    "all.User",
+    "all.User.bounded",
+    "all.User.cli",
+];
+
+impl Action {
+    /// The resource-specific scopes (collection scopes are plural, item scopes singular).
+    fn own_scopes(self) -> [&'static str; 2] {
+        match self {
+            Self::List => ["integrations.*", "integrations.get"],
+            Self::Create => ["integrations.*", "integrations.post"],
+            Self::Get => ["integration.*", "integration.get"],
+            Self::Patch => ["integration.*", "integration.patch"],
+            Self::Delete => ["integration.*", "integration.delete"],
+        }
+    }
+
+    fn wide_scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::List | Self::Get => READ_WIDE,
+            Self::Create | Self::Patch | Self::Delete => WRITE_WIDE,
+        }
+    }
+
+    /// True when holding `scope` is enough for this action.
+    pub fn allows(self, scope: &str) -> bool {
+        self.own_scopes().contains(&scope) || self.wide_scopes().contains(&scope)
+    }
+}
+
+/// The accepted tokens; `None` scopes mean full access.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    by_token: HashMap<String, Option<HashSet<String>>>,
+}
+
+impl Tokens {
+    pub fn new(specs: &[TokenSpec]) -> Self {
+        let by_token = specs
+            .iter()
+            .map(|s| {
+                let scopes = s.scopes.as_ref().map(|v| v.iter().cloned().collect());
+                (s.token.clone(), scopes)
+            })
+            .collect();
+        Self { by_token }
+    }
+
+    /// Returns the caller's token when it is known and may perform `action`.
+    pub fn authorize<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        action: Action,
+    ) -> Result<&'h str, ApiError> {
+        let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+        match self.by_token.get(token) {
+            None => Err(ApiError::Unauthorized),
+            Some(None) => Ok(token),
+            Some(Some(scopes)) if scopes.iter().any(|s| action.allows(s)) => Ok(token),
+            Some(Some(_)) => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+/// Extracts the token from `Authorization: Bearer TOKEN` (scheme matched case-insensitively).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn scopes_per_action() {
+        let tokens = Tokens::new(&[
+            TokenSpec::full("full"),
+            TokenSpec::scoped("lister", &["integrations.get"]),
+            TokenSpec::scoped("reader", &["all.Application.read"]),
+        ]);
+        let full = headers("Bearer full");
+        let lister = headers("Bearer lister");
+        let reader = headers("bearer reader");
+        assert!(tokens.authorize(&full, Action::Delete).is_ok());
+        assert!(tokens.authorize(&lister, Action::List).is_ok());
+        assert!(matches!(
+            tokens.authorize(&lister, Action::Create),
+            Err(ApiError::Forbidden)
+        ));
+        assert!(matches!(
+            tokens.authorize(&lister, Action::Get),
+            Err(ApiError::Forbidden)
+        ));
+        assert!(tokens.authorize(&reader, Action::Get).is_ok());
+        assert!(matches!(
+            tokens.authorize(&reader, Action::Patch),
+            Err(ApiError::Forbidden)
+        ));
+        assert!(matches!(
+            tokens.authorize(&headers("Bearer nope"), Action::List),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            tokens.authorize(&HeaderMap::new(), Action::List),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+}

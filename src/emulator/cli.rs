@@ -1,0 +1,140 @@
+//! Command-line flags of the `losant-emulator` binary and their mapping onto
+//! [`EmulatorConfig`](super::EmulatorConfig).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::config::{
+    DEFAULT_MAX_BODY_BYTES, EmulatorConfig, RetryAfterForm, SecretEcho, TokenSpec, is_object_id,
+};
+
+/// Emulates the Losant REST API for application integrations.
+#[derive(Debug, Parser)]
+#[command(name = "losant-emulator", version, about)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Accepted token: `TOKEN` (full access) or `TOKEN:SCOPE,SCOPE`. Repeatable.
+    #[arg(long = "token", value_name = "TOKEN[:SCOPES]", value_parser = TokenSpec::parse)]
+    pub tokens: Vec<TokenSpec>,
+    /// An application that exists (24 hex characters). Repeatable.
+    #[arg(long = "application", value_name = "ID", value_parser = parse_application_id)]
+    pub applications: Vec<String>,
+    /// Seed for ids and fault decisions (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Load state from this file at start and rewrite it atomically after every mutation.
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// Delay every API response by this many milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Requests per second per token (burst equal to the rate); excess gets 429.
+    #[arg(long, value_name = "R", value_parser = parse_rate)]
+    pub rate_limit: Option<f64>,
+    /// Form of the Retry-After header on 429 answers.
+    #[arg(long, value_enum, default_value = "seconds")]
+    pub retry_after_form: RetryAfterForm,
+    /// Fraction of API requests answered 503 without doing anything.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub error_rate: f64,
+    /// Fraction of POST/PATCH/DELETE that take effect, then answer 503 or drop the connection.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub fault_after_commit: f64,
+    /// New integrations appear in lists only this many milliseconds after creation.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub list_lag_ms: u64,
+    /// How secret fields come back in responses.
+    #[arg(long, value_enum, default_value = "clear")]
+    pub secret_echo: SecretEcho,
+    /// Fill server-side defaults (enabled, topics, mqtt/websocket options) not sent by the client.
+    #[arg(long)]
+    pub server_defaults: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+}
+
+impl EmulatorArgs {
+    pub fn into_config(self) -> EmulatorConfig {
+        EmulatorConfig {
+            listen: self.listen,
+            tokens: self.tokens,
+            applications: self.applications,
+            seed: self.seed,
+            state_file: self.state_file,
+            latency: Duration::from_millis(self.latency_ms),
+            rate_limit: self.rate_limit,
+            retry_after_form: self.retry_after_form,
+            error_rate: self.error_rate,
+            fault_after_commit: self.fault_after_commit,
+            list_lag: Duration::from_millis(self.list_lag_ms),
+            secret_echo: self.secret_echo,
+            server_defaults: self.server_defaults,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+fn parse_application_id(s: &str) -> Result<String, String> {
+    if is_object_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("an application id must be exactly 24 hexadecimal characters".into())
+    }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err("must be a number between 0 and 1".into()),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("must be a positive number".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_map_onto_config() {
+        let args = EmulatorArgs::try_parse_from([
+            "losant-emulator",
+            "--token",
+            "t",
+            "--token",
+            "r:integrations.get",
+            "--application",
+            "575ec8687ae143cd83dc4a97",
+            "--retry-after-form",
+            "http-date",
+            "--secret-echo",
+            "mask",
+            "--error-rate",
+            "0.5",
+        ])
+        .unwrap();
+        let config = args.into_config();
+        assert_eq!(config.tokens.len(), 2);
+        assert_eq!(config.retry_after_form, RetryAfterForm::HttpDate);
+        assert_eq!(config.secret_echo, SecretEcho::Mask);
+        assert_eq!(config.listen.port(), 8787);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(EmulatorArgs::try_parse_from(["x", "--application", "nothex"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["x", "--error-rate", "1.5"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["x", "--rate-limit", "0"]).is_err());
+    }
+}

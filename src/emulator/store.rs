@@ -1,0 +1,305 @@
+//! Emulator state: applications and their integrations behind a mutex, id generation, and
+//! hand-off of snapshots to the state file after every mutation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use serde_json::{Map, Value, json};
+
+use super::EmulatorError;
+use super::error::{APPLICATION_NOT_FOUND, ApiError, INTEGRATION_NOT_FOUND};
+use super::persist::{FORMAT, Persister, StateFile};
+
+struct Record {
+    doc: Map<String, Value>,
+    /// Lists include the record only from this instant on (`--list-lag-ms`).
+    listed_from: Option<Instant>,
+}
+
+struct State {
+    apps: HashMap<String, HashMap<String, Record>>,
+    id_counter: u32,
+    /// Bumped on every mutation so the persister can drop stale snapshots.
+    generation: u64,
+    rng: StdRng,
+}
+
+/// All integrations of all applications.
+pub struct Store {
+    state: Mutex<State>,
+    persister: Option<Persister>,
+    list_lag: Duration,
+}
+
+type Snapshot = Option<(u64, Vec<u8>)>;
+
+impl Store {
+    /// Builds the store, loading the state file (if any) and adding the configured applications.
+    pub fn open(
+        applications: &[String],
+        persister: Option<Persister>,
+        seed: u64,
+        list_lag: Duration,
+    ) -> Result<Self, EmulatorError> {
+        let loaded = match &persister {
+            Some(p) => p.load()?.unwrap_or_default(),
+            None => StateFile::default(),
+        };
+        let mut apps: HashMap<String, HashMap<String, Record>> = HashMap::new();
+        for (app, docs) in loaded.applications {
+            let records = docs.into_iter().filter_map(|doc| {
+                let id = doc.get("id")?.as_str()?.to_owned();
+                Some((
+                    id,
+                    Record {
+                        doc,
+                        listed_from: None,
+                    },
+                ))
+            });
+            apps.insert(app.to_ascii_lowercase(), records.collect());
+        }
+        for app in applications {
+            apps.entry(app.to_ascii_lowercase()).or_default();
+        }
+        let state = State {
+            apps,
+            id_counter: loaded.id_counter,
+            generation: 0,
+            rng: StdRng::seed_from_u64(seed),
+        };
+        Ok(Self {
+            state: Mutex::new(state),
+            persister,
+            list_lag,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied mutation behind (each is a
+        // single insert/remove), so a poisoned lock is still safe to use.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores a new integration built from a validated create body.
+    pub async fn create(
+        &self,
+        app: &str,
+        body: Map<String, Value>,
+    ) -> Result<Map<String, Value>, ApiError> {
+        let (doc, snapshot) = {
+            let mut st = self.lock();
+            if !st.apps.contains_key(app) {
+                return Err(ApiError::NotFound(APPLICATION_NOT_FOUND));
+            }
+            let now_ms = Timestamp::now().as_millisecond();
+            let id = st.fresh_id(now_ms);
+            let doc = new_doc(body, &id, app, now_ms);
+            let listed_from = (!self.list_lag.is_zero()).then(|| Instant::now() + self.list_lag);
+            let record = Record {
+                doc: doc.clone(),
+                listed_from,
+            };
+            st.apps
+                .entry(app.to_owned())
+                .or_default()
+                .insert(id, record);
+            (doc, self.snapshot(&mut st))
+        };
+        self.persist(snapshot).await?;
+        Ok(doc)
+    }
+
+    /// Returns one integration.
+    pub fn get(&self, app: &str, id: &str) -> Result<Map<String, Value>, ApiError> {
+        let st = self.lock();
+        Ok(find(&st, app, id)?.doc.clone())
+    }
+
+    /// Merges a validated patch body: top-level keys replace, `credentialName: null` removes.
+    pub async fn patch(
+        &self,
+        app: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<Map<String, Value>, ApiError> {
+        let (doc, snapshot) = {
+            let mut st = self.lock();
+            let record = find_mut(&mut st, app, id)?;
+            for (key, value) in patch {
+                if value.is_null() {
+                    record.doc.remove(&key);
+                } else {
+                    record.doc.insert(key, value);
+                }
+            }
+            let stamp = bumped_stamp(record.doc.get("lastUpdated"));
+            record.doc.insert("lastUpdated".into(), json!(stamp));
+            let doc = record.doc.clone();
+            (doc, self.snapshot(&mut st))
+        };
+        self.persist(snapshot).await?;
+        Ok(doc)
+    }
+
+    /// Removes one integration.
+    pub async fn delete(&self, app: &str, id: &str) -> Result<(), ApiError> {
+        let snapshot = {
+            let mut st = self.lock();
+            find(&st, app, id)?;
+            if let Some(records) = st.apps.get_mut(app) {
+                records.remove(id);
+            }
+            self.snapshot(&mut st)
+        };
+        self.persist(snapshot).await
+    }
+
+    /// The integrations a list may show right now (list lag applied).
+    pub fn listable(&self, app: &str) -> Result<Vec<Map<String, Value>>, ApiError> {
+        let st = self.lock();
+        let records = st
+            .apps
+            .get(app)
+            .ok_or(ApiError::NotFound(APPLICATION_NOT_FOUND))?;
+        let now = Instant::now();
+        let visible = records
+            .values()
+            .filter(|r| r.listed_from.is_none_or(|t| t <= now));
+        Ok(visible.map(|r| r.doc.clone()).collect())
+    }
+
+    /// Every stored integration of `app`, unredacted and ignoring list lag (for tests).
+    pub fn all(&self, app: &str) -> Option<Vec<Value>> {
+        let st = self.lock();
+        let mut docs: Vec<&Map<String, Value>> =
+            st.apps.get(app)?.values().map(|r| &r.doc).collect();
+        docs.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+        Some(docs.into_iter().map(|d| Value::Object(d.clone())).collect())
+    }
+
+    fn snapshot(&self, st: &mut State) -> Snapshot {
+        st.generation += 1;
+        self.persister.as_ref()?;
+        let applications: BTreeMap<String, Vec<Map<String, Value>>> = st
+            .apps
+            .iter()
+            .map(|(app, records)| {
+                let mut docs: Vec<Map<String, Value>> =
+                    records.values().map(|r| r.doc.clone()).collect();
+                docs.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+                (app.clone(), docs)
+            })
+            .collect();
+        let file = StateFile {
+            format: FORMAT,
+            id_counter: st.id_counter,
+            applications,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).ok()?;
+        Some((st.generation, bytes))
+    }
+
+    async fn persist(&self, snapshot: Snapshot) -> Result<(), ApiError> {
+        let (Some(persister), Some((generation, bytes))) = (&self.persister, snapshot) else {
+            return Ok(());
+        };
+        persister.save(generation, bytes).await.map_err(|e| {
+            tracing::error!(error = %e, "writing the state file failed");
+            ApiError::Internal
+        })
+    }
+}
+
+impl State {
+    /// ObjectId-like: 4-byte seconds timestamp, 5 seeded random bytes, 3-byte counter.
+    fn fresh_id(&mut self, now_ms: i64) -> String {
+        let secs = u32::try_from(now_ms.div_euclid(1000)).unwrap_or(u32::MAX);
+        loop {
+            self.id_counter = (self.id_counter + 1) & 0x00FF_FFFF;
+            let mut bytes = [0u8; 12];
+            bytes[..4].copy_from_slice(&secs.to_be_bytes());
+            self.rng.fill_bytes(&mut bytes[4..9]);
+            bytes[9..].copy_from_slice(&self.id_counter.to_be_bytes()[1..]);
+            let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            if !self.apps.values().any(|records| records.contains_key(&id)) {
+                return id;
+            }
+        }
+    }
+}
+
+fn find<'a>(st: &'a State, app: &str, id: &str) -> Result<&'a Record, ApiError> {
+    let records = st
+        .apps
+        .get(app)
+        .ok_or(ApiError::NotFound(APPLICATION_NOT_FOUND))?;
+    records
+        .get(id)
+        .ok_or(ApiError::NotFound(INTEGRATION_NOT_FOUND))
+}
+
+fn find_mut<'a>(st: &'a mut State, app: &str, id: &str) -> Result<&'a mut Record, ApiError> {
+    let records = st
+        .apps
+        .get_mut(app)
+        .ok_or(ApiError::NotFound(APPLICATION_NOT_FOUND))?;
+    records
+        .get_mut(id)
+        .ok_or(ApiError::NotFound(INTEGRATION_NOT_FOUND))
+}
+
+fn id_of(doc: &Map<String, Value>) -> &str {
+    doc.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn new_doc(body: Map<String, Value>, id: &str, app: &str, now_ms: i64) -> Map<String, Value> {
+    let mut doc = body;
+    let stamp = iso_millis(now_ms);
+    doc.insert("id".into(), json!(id));
+    doc.insert("integrationId".into(), json!(id));
+    doc.insert("applicationId".into(), json!(app));
+    doc.insert("creationDate".into(), json!(stamp));
+    doc.insert("lastUpdated".into(), json!(stamp));
+    doc.insert("status".into(), json!({ "connectInfo": { "ts": now_ms } }));
+    doc
+}
+
+/// A new `lastUpdated` strictly after the previous one, so every patch visibly bumps it.
+fn bumped_stamp(previous: Option<&Value>) -> String {
+    let now_ms = Timestamp::now().as_millisecond();
+    let prev_ms = previous
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .map(|t| t.as_millisecond());
+    iso_millis(prev_ms.map_or(now_ms, |p| now_ms.max(p + 1)))
+}
+
+/// ISO-8601 UTC with exactly three fractional digits, e.g. `2016-06-13T04:00:00.000Z`.
+pub fn iso_millis(ms: i64) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| format!("{t:.3}"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_format() {
+        assert_eq!(iso_millis(1_465_790_400_000), "2016-06-13T04:00:00.000Z");
+        assert_eq!(iso_millis(1_465_790_400_123), "2016-06-13T04:00:00.123Z");
+    }
+
+    #[test]
+    fn bump_is_strictly_later() {
+        let future = iso_millis(Timestamp::now().as_millisecond() + 60_000);
+        let bumped = bumped_stamp(Some(&json!(future)));
+        assert!(bumped > future, "{bumped} <= {future}");
+    }
+}
