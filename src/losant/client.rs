@@ -162,6 +162,9 @@ impl ClientBuilder {
             ),
             None => None,
         };
+        // reqwest is built without a default crypto provider and panics without one; install ring
+        // unless the process already chose a provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
