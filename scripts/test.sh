@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, then every unit, contract and end-to-end test.
+# Needs a Rust toolchain (cargo, rustfmt, clippy); everything else it installs or builds itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The upstream Losant JSON schemas live outside the repository (never copied in); the
+# schema-agreement tests look for them here and say they are skipped when they are absent.
+if [[ -z "${LOSANT_API_SCHEMAS:-}" ]]; then
+  for candidate in ../shared/losant-api/schemas /work/shared/losant-api/schemas; do
+    if [[ -f "$candidate/integrationPost.json" ]]; then
+      LOSANT_API_SCHEMAS=$(cd "$candidate" && pwd)
+      export LOSANT_API_SCHEMAS
+      break
+    fi
+  done
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+else
+  cargo test --locked --no-fail-fast
+fi

@@ -1,0 +1,79 @@
+//! `LosantApplication`: a Losant application and the API token used to manage its integrations.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::SecretKeyRef;
+
+/// Losant's public API, the default `apiUrl`.
+pub const DEFAULT_API_URL: &str = "https://api.losant.com";
+
+fn default_api_url() -> String {
+    DEFAULT_API_URL.to_owned()
+}
+
+/// A Losant application whose integrations `Integration` objects in this namespace manage.
+/// Ready means the token works against the application.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "losant.io",
+    version = "v1alpha1",
+    kind = "LosantApplication",
+    namespaced,
+    status = "LosantApplicationStatus",
+    shortname = "lsapp",
+    category = "losant",
+    doc = "A Losant application, and the API token (from a Secret in this namespace) used to manage its integrations.",
+    printcolumn(
+        name = "Application",
+        type_ = "string",
+        json_path = ".spec.applicationId"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)] // several printcolumn(type_ = …) trip this lint
+pub struct LosantApplicationSpec {
+    /// The Losant application id (24 hexadecimal characters).
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{24}$"))]
+    pub application_id: String,
+    /// Base URL of the Losant API; private installs have their own.
+    #[serde(default = "default_api_url")]
+    #[schemars(
+        length(min = 1, max = 2048),
+        regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    )]
+    pub api_url: String,
+    /// Secret key (same namespace) holding a Losant API token with access to the application's
+    /// integrations.
+    pub token_secret_ref: SecretKeyRef,
+}
+
+/// Observed state of a `LosantApplication`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LosantApplicationStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (the token works against the application), `Reconciling` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

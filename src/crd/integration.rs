@@ -1,0 +1,242 @@
+//! `Integration`: one Losant integration of an application, managed declaratively.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::LocalObjectRef;
+use super::config::{
+    AzureEventHubSpec, GooglePubSubSpec, MqttSpec, ParticleSpec, SqsSpec, WebsocketSpec,
+};
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// A Losant integration (MQTT broker, Google Pub/Sub, Azure Event Hub, SQS, Particle or WebSocket)
+/// of the application named by `applicationRef`. The operator creates it when missing, corrects
+/// drift, and deletes it with this object (per `deletionPolicy`).
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "losant.io",
+    version = "v1alpha1",
+    kind = "Integration",
+    namespaced,
+    status = "IntegrationStatus",
+    shortname = "lsint",
+    category = "losant",
+    doc = "A Losant integration of the application named by applicationRef, kept in the state this spec declares.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.integrationType"),
+    printcolumn(name = "Enabled", type_ = "boolean", json_path = ".spec.enabled"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Remote ID",
+        type_ = "string",
+        json_path = ".status.integrationId"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)] // several printcolumn(type_ = …) trip this lint
+pub struct IntegrationSpec {
+    /// The `LosantApplication` (same namespace) this integration belongs to.
+    pub application_ref: LocalObjectRef,
+    /// Name of the integration in Losant; `metadata.name` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub name: Option<String>,
+    /// The integration type. It cannot change: delete and re-create the object instead.
+    pub integration_type: IntegrationTypeSpec,
+    /// Whether the integration runs.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// MQTT topic filters, Pub/Sub subscriptions or Particle event prefixes, by type. Unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), extend("x-kubernetes-list-type" = "set"), inner(length(min = 1, max = 1024)))]
+    pub topics: Option<Vec<String>>,
+    /// Name of a Losant credential (GCP, AWS or Azure) used instead of inline keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub credential_name: Option<String>,
+    /// Config for `integrationType: mqtt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt_config: Option<MqttSpec>,
+    /// Config for `integrationType: googlePubSub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_pub_sub_config: Option<GooglePubSubSpec>,
+    /// Config for `integrationType: azureEventHub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_event_hub_config: Option<AzureEventHubSpec>,
+    /// Config for `integrationType: particle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub particle_config: Option<ParticleSpec>,
+    /// Config for `integrationType: sqs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqs_config: Option<SqsSpec>,
+    /// Config for `integrationType: websocket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket_config: Option<WebsocketSpec>,
+    /// What to do when a remote integration with this name already exists and this object has
+    /// not created one: take it over (`IfExactlyOneMatch`) or report `AlreadyExists` (`Never`).
+    #[serde(default)]
+    pub adoption_policy: AdoptionPolicy,
+    /// What deleting this object does to the remote integration. Unset: `Delete` if the operator
+    /// created it, `Orphan` if it adopted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// The six Losant integration types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum IntegrationTypeSpec {
+    /// Azure Event Hub.
+    #[serde(rename = "azureEventHub")]
+    AzureEventHub,
+    /// Google Pub/Sub.
+    #[serde(rename = "googlePubSub")]
+    GooglePubSub,
+    /// MQTT broker.
+    #[serde(rename = "mqtt")]
+    Mqtt,
+    /// Particle cloud.
+    #[serde(rename = "particle")]
+    Particle,
+    /// Amazon SQS.
+    #[serde(rename = "sqs")]
+    Sqs,
+    /// WebSocket server.
+    #[serde(rename = "websocket")]
+    Websocket,
+}
+
+impl IntegrationTypeSpec {
+    /// Every type, in a stable order.
+    pub const ALL: [IntegrationTypeSpec; 6] = [
+        IntegrationTypeSpec::AzureEventHub,
+        IntegrationTypeSpec::GooglePubSub,
+        IntegrationTypeSpec::Mqtt,
+        IntegrationTypeSpec::Particle,
+        IntegrationTypeSpec::Sqs,
+        IntegrationTypeSpec::Websocket,
+    ];
+
+    /// The wire value, e.g. `azureEventHub`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationTypeSpec::AzureEventHub => "azureEventHub",
+            IntegrationTypeSpec::GooglePubSub => "googlePubSub",
+            IntegrationTypeSpec::Mqtt => "mqtt",
+            IntegrationTypeSpec::Particle => "particle",
+            IntegrationTypeSpec::Sqs => "sqs",
+            IntegrationTypeSpec::Websocket => "websocket",
+        }
+    }
+
+    /// The spec field of this type's config block, e.g. `mqttConfig`.
+    pub fn config_field(self) -> &'static str {
+        match self {
+            IntegrationTypeSpec::AzureEventHub => "azureEventHubConfig",
+            IntegrationTypeSpec::GooglePubSub => "googlePubSubConfig",
+            IntegrationTypeSpec::Mqtt => "mqttConfig",
+            IntegrationTypeSpec::Particle => "particleConfig",
+            IntegrationTypeSpec::Sqs => "sqsConfig",
+            IntegrationTypeSpec::Websocket => "websocketConfig",
+        }
+    }
+
+    /// Whether the config block must be present (its Losant object has required fields).
+    pub fn config_required(self) -> bool {
+        self != IntegrationTypeSpec::GooglePubSub
+    }
+}
+
+/// Whether an existing remote integration with the same name may be taken over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum AdoptionPolicy {
+    /// Take over the remote integration when exactly one has this name.
+    #[default]
+    IfExactlyOneMatch,
+    /// Never take one over: an existing one is a conflict (`AlreadyExists`).
+    Never,
+}
+
+/// What deleting the object does to the remote integration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the remote integration.
+    Delete,
+    /// Leave the remote integration in Losant.
+    Orphan,
+}
+
+/// How the operator came to manage the remote integration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Origin {
+    /// The operator created it.
+    Created,
+    /// It existed and the operator took it over.
+    Adopted,
+}
+
+/// Observed state of an `Integration`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Id of the remote integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<String>,
+    /// The Losant application the remote integration lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// The API URL of that application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// Whether the operator created the remote integration or adopted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// Last successful write to Losant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_time: Option<Time>,
+    /// `resourceVersion` of each referenced Secret (by name) as of the last write. Never values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied_secret_versions: BTreeMap<String, String>,
+    /// Remote fields the last write set (`credentialName`, `mqttConfig.host`, …): fields the
+    /// operator owns, so it can tell a field removed from the spec from one Losant filled in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_fields: Vec<String>,
+    /// `Ready`, plus kstatus's `Reconciling` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+impl Integration {
+    /// The remote name: `spec.name`, or `metadata.name` when unset.
+    pub fn remote_name(&self) -> &str {
+        self.spec
+            .name
+            .as_deref()
+            .or(self.metadata.name.as_deref())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,89 @@
+//! The Kubernetes API of the operator: group `losant.io`, version `v1alpha1`, kinds
+//! [`LosantApplication`] and [`Integration`], and the CRDs generated from them.
+//!
+//! Rules the derived schema cannot express (the config block must match `integrationType`, Azure's
+//! connection string xor host name, a header value inline xor from a Secret) are added here as
+//! structural `allOf`/`anyOf`/`oneOf`/`not` rules, which every supported API server enforces. No
+//! CEL: servers before 1.25 refuse CRDs that carry it.
+
+mod application;
+mod common;
+mod config;
+mod integration;
+
+pub use application::{
+    DEFAULT_API_URL, LosantApplication, LosantApplicationSpec, LosantApplicationStatus,
+};
+pub use common::{LocalObjectRef, SecretKeyRef, condition};
+pub use config::{
+    AzureEventHubSpec, GooglePubSubSpec, MqttProtocolSpec, MqttProtocolVersionSpec, MqttSpec,
+    ParticleSpec, SqsSpec, WebsocketHeaderSpec, WebsocketSpec,
+};
+pub use integration::{
+    AdoptionPolicy, DeletionPolicy, Integration, IntegrationSpec, IntegrationStatus,
+    IntegrationTypeSpec, Origin,
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+/// The CRDs of this operator, as they are installed.
+pub fn crds() -> Result<Vec<CustomResourceDefinition>, serde_json::Error> {
+    let mut integration = serde_json::to_value(Integration::crd())?;
+    if let Some(spec) =
+        integration.pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+    {
+        add_integration_rules(spec);
+    }
+    Ok(vec![
+        LosantApplication::crd(),
+        serde_json::from_value(integration)?,
+    ])
+}
+
+/// The CRDs as one multi-document YAML stream (what `losant-operator crds` prints and `crds/` holds).
+pub fn crds_yaml() -> Result<String, CrdError> {
+    let mut out = String::new();
+    for crd in crds().map_err(CrdError::Json)? {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd).map_err(|e| CrdError::Yaml(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// Failure to render the CRDs.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// The CRD did not convert to JSON.
+    #[error("failed to convert the CRD")]
+    Json(#[source] serde_json::Error),
+    /// The CRD did not render as YAML.
+    #[error("failed to render the CRD as YAML: {0}")]
+    Yaml(String),
+}
+
+/// Adds the cross-field rules to the `Integration` spec schema.
+fn add_integration_rules(spec: &mut Value) {
+    let type_is =
+        |t: IntegrationTypeSpec| json!({"properties": {"integrationType": {"enum": [t.as_str()]}}});
+    let mut rules = Vec::new();
+    for t in IntegrationTypeSpec::ALL {
+        let field = t.config_field();
+        // A config block may only appear with its own type…
+        rules.push(json!({"anyOf": [{"not": {"required": [field]}}, type_is(t)]}));
+        // …and must appear when its Losant object has required fields.
+        if t.config_required() {
+            rules.push(json!({"anyOf": [{"not": type_is(t)}, {"required": [field]}]}));
+        }
+    }
+    spec["allOf"] = Value::Array(rules);
+    if let Some(azure) = spec.pointer_mut("/properties/azureEventHubConfig") {
+        azure["oneOf"] =
+            json!([{"required": ["connectionStringSecretRef"]}, {"required": ["hostName"]}]);
+    }
+    if let Some(header) = spec.pointer_mut("/properties/websocketConfig/properties/headers/items") {
+        header["oneOf"] =
+            json!([{"required": ["headerValue"]}, {"required": ["headerValueSecretRef"]}]);
+    }
+}
