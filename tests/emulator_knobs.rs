@@ -30,14 +30,13 @@ async fn latency_delays_api_responses() {
 
 async fn rate_limited(form: RetryAfterForm) -> reqwest::header::HeaderValue {
     let mut cfg = config();
-    cfg.rate_limit = Some(2.0);
+    // Slow refill (one token per 5 s) so a loaded machine cannot refill between requests.
+    cfg.rate_limit = Some(0.2);
     cfg.retry_after_form = form;
     cfg.tokens.push(TokenSpec::full("other"));
     let em = start(cfg).await;
     let c = client();
-    for _ in 0..2 {
-        assert_eq!(list(&c, &em, "").await.0, StatusCode::OK);
-    }
+    assert_eq!(list(&c, &em, "").await.0, StatusCode::OK, "burst of one");
     let resp = c
         .get(collection(&em, APP))
         .bearer_auth(TOKEN)
@@ -67,7 +66,8 @@ async fn rate_limited(form: RetryAfterForm) -> reqwest::header::HeaderValue {
 #[tokio::test]
 async fn rate_limit_with_retry_after_seconds() {
     let value = rate_limited(RetryAfterForm::Seconds).await;
-    assert_eq!(value.to_str().unwrap(), "1");
+    let secs: u64 = value.to_str().unwrap().parse().expect("whole seconds");
+    assert!((1..=5).contains(&secs), "{secs}");
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn rate_limit_with_retry_after_http_date() {
     let value = rate_limited(RetryAfterForm::HttpDate).await;
     let at = httpdate::parse_http_date(value.to_str().unwrap()).expect("an HTTP-date");
     assert!(at > SystemTime::now(), "points to the future");
-    assert!(at < SystemTime::now() + Duration::from_secs(5));
+    assert!(at <= SystemTime::now() + Duration::from_secs(6));
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn fault_after_commit_applies_the_change_but_loses_the_answer() {
 #[tokio::test]
 async fn list_lag_hides_new_items_from_lists_only() {
     let mut cfg = config();
-    cfg.list_lag = Duration::from_millis(300);
+    cfg.list_lag = Duration::from_millis(800);
     let em = start(cfg).await;
     let c = client();
     let created = create(&c, &em, APP, &example_post()).await;

@@ -8,7 +8,7 @@ mod auth;
 mod body;
 pub mod cli;
 pub mod config;
-mod error;
+pub mod error;
 mod faults;
 mod handlers;
 pub mod list;
