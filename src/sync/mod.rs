@@ -1,0 +1,16 @@
+//! Pure reconcile logic: no I/O, no clock, no Kubernetes client. Given the spec, the resolved
+//! Secret values and what Losant holds, it decides what to write and what the status says — so
+//! it is tested with plain tables and property tests, and reusable by a dry-run command.
+//!
+//! - [`desired`]: spec + Secret values → the integration Losant should hold.
+//! - [`locate`]: a name lookup's matches → create, adopt, or refuse.
+//! - [`plan`]: desired vs. remote → create, patch (exact fields), nothing, or a named conflict.
+//! - [`conditions`]: an outcome → `Ready` / `Reconciling` / `Stalled`.
+
+pub mod conditions;
+pub mod desired;
+pub mod locate;
+pub mod plan;
+
+#[cfg(test)]
+mod tests;
