@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Starts and stops a real Kubernetes control plane (etcd, kube-apiserver and
+# kube-controller-manager v1.20.2) on 127.0.0.1 for the end-to-end tests. The binaries come from
+# scripts/build-control-plane.sh, which builds them from Debian's sources once and caches them.
+#
+# Usage: scripts/control-plane.sh up|down|env|status
+#   up      start everything (or reuse a running instance) and print `export KUBECONFIG=...`
+#   down    stop the processes this script started (by recorded pid) and drop etcd's data
+#   env     print the `export KUBECONFIG=...` line
+#   status  exit 0 if the control plane is up and ready, 1 otherwise
+#
+# Environment:
+#   LOSANT_CP_DIR     state directory (PKI, pids, logs, kubeconfig); default /tmp/losant-operator-cp
+#   LOSANT_CP_PORT    apiserver secure port; default 16443. etcd uses PORT-4064 and PORT-4063,
+#                     kube-controller-manager PORT+1.
+#   LOSANT_CP_NO_KCM  set to 1 to skip kube-controller-manager (then namespaces never finish
+#                     deleting and owner references are not garbage-collected)
+#
+# Everything listens on loopback only; nothing here ever talks to another host.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${LOSANT_CP_DIR:-/tmp/losant-operator-cp}
+port=${LOSANT_CP_PORT:-16443}
+etcd_port=$((port - 4064))
+etcd_peer_port=$((etcd_port + 1))
+kcm_port=$((port + 1))
+kubeconfig=$dir/kubeconfig
+# Components in stop order: the controller manager first, so it never sees the apiserver vanish
+# under it and spams its log; etcd last, since the apiserver needs it to shut down cleanly.
+components=(kcm apiserver etcd)
+
+log() { echo "control-plane: $*" >&2; }
+
+export_line() { echo "export KUBECONFIG=$kubeconfig"; }
+
+# Installs the few command-line tools this script and the tests use when they are missing.
+ensure_tools() {
+  local missing=()
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  # The tests drive the cluster with kubectl. Debian's own kubectl (kubernetes-client, 1.20) matches
+  # the server; a newer one already on the machine is kept.
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+      { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; }
+  fi
+}
+
+# The pid recorded for a component, if that process still runs the program we started. Checking
+# the command line guards against a recycled pid after a reboot or a long pause.
+live_pid() {
+  local name=$1 file=$dir/$1.pid pid
+  [[ -f $file ]] || return 1
+  pid=$(cat "$file")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  local expected
+  case $name in
+    kcm) expected=kube-controller-manager ;;
+    apiserver) expected=kube-apiserver ;;
+    etcd) expected=etcd ;;
+  esac
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$expected"* ]] || return 1
+  echo "$pid"
+}
+
+# GET a path on the apiserver with the admin token; succeeds on HTTP 2xx.
+api_get() {
+  curl -sf -o /dev/null --max-time 5 --cacert "$dir/pki/ca.crt" \
+    -H "Authorization: Bearer $(token)" "https://127.0.0.1:$port$1"
+}
+
+token() { cut -d, -f1 "$dir/pki/tokens.csv"; }
+
+want_kcm() { [[ ${LOSANT_CP_NO_KCM:-} != 1 ]]; }
+
+is_up() {
+  [[ -f $dir/pki/tokens.csv && -f $kubeconfig ]] || return 1
+  live_pid etcd >/dev/null && live_pid apiserver >/dev/null || return 1
+  if want_kcm; then live_pid kcm >/dev/null || return 1; fi
+  api_get /readyz
+}
+
+stop_all() {
+  local name pid
+  for name in "${components[@]}"; do
+    if pid=$(live_pid "$name"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+      done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/$name.pid"
+  done
+  rm -rf "$dir/etcd-data"
+}
+
+# A private CA, a serving certificate valid for 127.0.0.1 and localhost, the service-account
+# signing key pair and a random static admin token. Kept across restarts; only etcd data is not.
+make_pki() {
+  local pki=$dir/pki
+  [[ -f $pki/tokens.csv && -f $pki/apiserver.crt && -f $pki/sa.pub ]] && return 0
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj /CN=losant-operator-test-ca \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+      -subj /CN=kube-apiserver 2>/dev/null
+    cat >serving.ext <<'EXT'
+subjectAltName=IP:127.0.0.1,DNS:localhost
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+EXT
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+      -out apiserver.crt -days 3650 -extfile serving.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    # tokens.csv is written last: its presence marks a complete PKI.
+    echo "$(openssl rand -hex 24),losant-admin,losant-admin,system:masters" >tokens.csv.tmp
+    mv tokens.csv.tmp tokens.csv
+  )
+}
+
+write_kubeconfig() {
+  cat >"$kubeconfig.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: losant-operator-test
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority: $dir/pki/ca.crt
+users:
+- name: losant-admin
+  user:
+    token: $(token)
+contexts:
+- name: losant-operator-test
+  context:
+    cluster: losant-operator-test
+    user: losant-admin
+current-context: losant-operator-test
+EOF
+  mv "$kubeconfig.tmp" "$kubeconfig"
+}
+
+# Starts a component in its own session (so a Ctrl-C meant for the caller does not reach it) with
+# no terminal and its output in logs/; records its pid.
+spawn() {
+  local name=$1
+  shift
+  setsid "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
+}
+
+fail() {
+  log "$1"
+  for f in apiserver etcd kcm; do
+    if [[ -s $dir/logs/$f.log ]]; then
+      echo "---- last lines of $dir/logs/$f.log" >&2
+      tail -n 30 "$dir/logs/$f.log" >&2
+    fi
+  done
+  stop_all
+  exit 1
+}
+
+up() {
+  if is_up; then
+    export_line
+    return 0
+  fi
+  ensure_tools
+  local bin
+  bin=$("$repo/scripts/build-control-plane.sh" | tail -n 1)
+  [[ -x $bin/kube-apiserver && -x $bin/etcd ]] || { log "no binaries in '$bin'"; exit 1; }
+
+  # Whatever is left of an earlier, half-dead instance goes first.
+  stop_all
+  mkdir -p "$dir/logs"
+  make_pki
+  write_kubeconfig
+
+  spawn etcd "$bin/etcd" --name losant-operator-test --data-dir "$dir/etcd-data" --unsafe-no-fsync \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+    --initial-cluster "losant-operator-test=http://127.0.0.1:$etcd_peer_port"
+
+  # ServiceAccount admission is off so Pods can be created before the token controller has made
+  # the default ServiceAccount. The service CIDR is never routed: nothing connects to it.
+  spawn apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --secure-port="$port" --insecure-port=0 \
+    --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
+    --client-ca-file="$dir/pki/ca.crt" --token-auth-file="$dir/pki/tokens.csv" \
+    --authorization-mode=RBAC \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$dir/pki/sa.pub" \
+    --service-account-signing-key-file="$dir/pki/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --allow-privileged=true \
+    --disable-admission-plugins=ServiceAccount
+
+  # The `default` namespace appears about a second after /readyz; clients that create objects
+  # right away need it, so wait for both.
+  local ready=
+  for _ in $(seq 1 240); do
+    live_pid etcd >/dev/null || fail "etcd exited during startup"
+    live_pid apiserver >/dev/null || fail "kube-apiserver exited during startup"
+    if api_get /readyz && api_get /api/v1/namespaces/default; then
+      ready=1
+      break
+    fi
+    sleep 0.5
+  done
+  [[ -n $ready ]] || fail "kube-apiserver not ready after 120 s"
+
+  if want_kcm; then
+    [[ -x $bin/kube-controller-manager ]] || fail "no kube-controller-manager in '$bin'"
+    # Controllers that need nodes, cloud providers or volume plugins are left out; the rest give
+    # namespace deletion, owner-reference garbage collection and service-account tokens.
+    spawn kcm "$bin/kube-controller-manager" --kubeconfig="$kubeconfig" \
+      --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
+      --use-service-account-credentials=false --leader-elect=false \
+      --bind-address=127.0.0.1 --secure-port="$kcm_port" --port=0 \
+      --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-attachdetach,-persistentvolume-binder,-ttl,-csrsigning'
+    ready=
+    for _ in $(seq 1 120); do
+      live_pid kcm >/dev/null || fail "kube-controller-manager exited during startup"
+      if curl -skf -o /dev/null --max-time 5 "https://127.0.0.1:$kcm_port/healthz"; then
+        ready=1
+        break
+      fi
+      sleep 0.5
+    done
+    [[ -n $ready ]] || fail "kube-controller-manager not healthy after 60 s"
+  fi
+  log "up: apiserver https://127.0.0.1:$port, logs in $dir/logs"
+  export_line
+}
+
+case ${1:-} in
+  up) up ;;
+  down)
+    stop_all
+    log "down"
+    ;;
+  env) export_line ;;
+  status)
+    if is_up; then
+      log "up"
+    else
+      log "not running"
+      exit 1
+    fi
+    ;;
+  *)
+    echo "usage: $0 up|down|env|status" >&2
+    exit 2
+    ;;
+esac
