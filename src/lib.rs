@@ -2,11 +2,14 @@
 //!
 //! The crate is split so dependencies point one way:
 //! - [`losant`]: the REST client and wire types (knows nothing of Kubernetes);
+//! - [`controller`]: the kube-runtime wiring (watches, reconcilers, status, events);
 //! - [`crd`]: the Kubernetes API types and their CRDs;
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches.
 
+pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod losant;
 pub mod sync;
+pub mod telemetry;

@@ -1,23 +1,158 @@
-//! The `losant-operator` command line.
+//! The `losant-operator` command line: `run` the controllers, or print the `crds`.
+
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use losant_operator::controller::{self, Settings};
+use losant_operator::losant::RateLimits;
+use losant_operator::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(version, about = "Manages Losant integrations from Kubernetes objects")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers (the default).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions (YAML) to install.
     Crds,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Crds => print!("{}", losant_operator::crd::crds_yaml()?),
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Namespace to watch (repeatable). Default: all namespaces.
+    #[arg(
+        long = "namespace",
+        value_name = "NS",
+        env = "LOSANT_OPERATOR_NAMESPACES",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+    /// How often every object is compared with Losant when nothing changes (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    resync_interval: Duration,
+    /// How often each LosantApplication's token is re-checked.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    application_recheck_interval: Duration,
+    /// Reconciles in flight per controller.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+    /// Requests per second to each Losant API URL and token.
+    #[arg(long, default_value_t = 10.0)]
+    losant_rate_limit: f64,
+    /// Requests that may burst above the rate after a quiet period.
+    #[arg(long, default_value_t = 20)]
+    losant_burst: u32,
+    /// Requests in flight to each Losant API URL and token.
+    #[arg(long, default_value_t = 8)]
+    losant_max_concurrent: usize,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+    /// Log filter when RUST_LOG is unset (e.g. info, losant_operator=debug).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        // Same defaults as the flags, for `losant-operator` with no subcommand.
+        let parsed = Cli::parse_from(["losant-operator", "run"]);
+        match parsed.command {
+            Some(Command::Run(args)) => args,
+            _ => unreachable!("`run` parses as Run"),
+        }
     }
-    Ok(())
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("{text:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crds) => {
+            print!("{}", losant_operator::crd::crds_yaml()?);
+            Ok(())
+        }
+        Some(Command::Run(args)) => run(args),
+        None => run(RunArgs::default()),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format, &args.log_level)?;
+    // reqwest is built without a default rustls provider; pick ring before any client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let limits = RateLimits {
+        requests_per_second: args.losant_rate_limit,
+        burst: args.losant_burst,
+        max_concurrent: args.losant_max_concurrent,
+    };
+    limits
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("invalid Losant limits: {reason}"))?;
+    let settings = Settings {
+        resync_interval: args.resync_interval,
+        application_recheck_interval: args.application_recheck_interval,
+        concurrency: args.concurrency,
+        losant_limits: limits,
+        ..Settings::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let kube = kube::Client::try_default().await?;
+        tracing::info!(namespaces = ?args.namespaces, resync = ?settings.resync_interval, "losant-operator starting");
+        controller::run(kube, args.namespaces, settings).await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn run_is_the_default() {
+        let args = RunArgs::default();
+        assert_eq!(args.resync_interval, Duration::from_secs(60));
+        assert!(args.namespaces.is_empty());
+    }
 }

@@ -1,0 +1,136 @@
+//! The `LosantApplication` reconciler: Ready means the token works against the application,
+//! checked with one cheap call (a one-item list), re-checked periodically and whenever the token
+//! Secret changes.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource};
+
+use super::context::Context;
+use super::error::Error;
+use super::outcome::Failure;
+use super::{secrets, status};
+use crate::crd::{LosantApplication, LosantApplicationStatus};
+use crate::losant::ListQuery;
+use crate::sync::conditions::{self, Health};
+
+/// The controller's entry point for a `LosantApplication`.
+pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
+    let key = format!("LosantApplication/{namespace}/{}", app.name_any());
+    let result = verify(&app, &namespace, &ctx).await?;
+    let (health, action) = match result {
+        Ok(()) => {
+            ctx.reset_backoff(&key);
+            let message = format!(
+                "the token can manage integrations of application {}",
+                app.spec.application_id
+            );
+            (
+                Health::Ready {
+                    reason: "Verified",
+                    message,
+                },
+                Action::requeue(ctx.settings.application_recheck_interval),
+            )
+        }
+        Err(failure) => {
+            let action = match &failure {
+                Failure::Transient { retry_after, .. } => {
+                    Action::requeue(ctx.backoff(&key, *retry_after))
+                }
+                Failure::Permanent { .. } => Action::requeue(ctx.settings.stalled_retry_interval),
+            };
+            (failure.health(), action)
+        }
+    };
+    let previous = app.status.clone().unwrap_or_default();
+    let now = Time(Timestamp::now());
+    let next = LosantApplicationStatus {
+        observed_generation: app.metadata.generation,
+        conditions: conditions::conditions(
+            &health,
+            app.metadata.generation,
+            &previous.conditions,
+            &now,
+        ),
+    };
+    let before = conditions::ready_condition(&previous.conditions)
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    let after =
+        conditions::ready_condition(&next.conditions).map(|c| (c.status.clone(), c.reason.clone()));
+    if before != after {
+        let type_ = if matches!(health, Health::Ready { .. }) {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(
+            &app.object_ref(&()),
+            type_,
+            health.reason(),
+            "Verify",
+            health.message().to_owned(),
+        )
+        .await;
+    }
+    let api: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), &namespace);
+    status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await?;
+    Ok(action)
+}
+
+/// One cheap call that proves the token works against the application.
+async fn verify(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Result<(), Failure>, Error> {
+    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let token = match secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await? {
+        Ok((token, _)) => token,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let api_url = app.spec.api_url.trim_end_matches('/');
+    let client = match ctx.losant.get(api_url, &token) {
+        Ok(client) => client,
+        Err(error) => {
+            return Ok(Err(Failure::permanent(
+                "InvalidApiUrl",
+                outcome_text(&error),
+            )));
+        }
+    };
+    let probe = ListQuery {
+        per_page: Some(1),
+        ..ListQuery::default()
+    };
+    Ok(
+        match client
+            .list(&app.spec.application_id.to_ascii_lowercase(), &probe)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_not_found() => Err(Failure::permanent(
+                "ApplicationNotFound",
+                format!(
+                    "Losant says application {} does not exist (or the token cannot see it)",
+                    app.spec.application_id
+                ),
+            )),
+            Err(error) => Err(Failure::losant(
+                "checking access to the application",
+                &error,
+            )),
+        },
+    )
+}
+
+fn outcome_text(error: &crate::losant::Error) -> String {
+    super::outcome::describe(error)
+}

@@ -1,0 +1,659 @@
+//! The `Integration` reconciler: resolve → desired → locate → plan → execute → status.
+//!
+//! # Guarantees
+//! - The finalizer is in place before anything is created in Losant.
+//! - Status is written only when it changes, by server-side apply; spec is never written.
+//! - Absence from a list snapshot never leads to a POST; a recorded id that Losant no longer has
+//!   is re-created only after the application itself is confirmed to exist.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, ResourceExt};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource};
+
+use super::context::Context;
+use super::error::Error;
+use super::outcome::Failure;
+use super::{secrets, status};
+use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
+use crate::losant::{self, ListQuery};
+use crate::sync::conditions::{self, Health};
+use crate::sync::desired::{self, Desired};
+use crate::sync::locate::{self, Lookup};
+use crate::sync::plan::{self, LastApplied, Plan};
+
+/// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
+pub const FINALIZER: &str = "losant.io/integration";
+
+/// Why a reconcile stopped short: a condition to report, or a Kubernetes API failure.
+enum Stop {
+    Failed(Failure),
+    Kube(Error),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(failure)
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Kube(error)
+    }
+}
+
+/// What a write to Losant did.
+#[derive(Clone, Debug, PartialEq)]
+enum Wrote {
+    Created,
+    Recreated {
+        old_id: String,
+    },
+    Adopted,
+    Patched {
+        spec_changed: bool,
+        fields: Vec<&'static str>,
+    },
+}
+
+/// A successful sync.
+struct Synced {
+    remote: losant::Integration,
+    origin: Origin,
+    application_id: String,
+    api_url: String,
+    wrote: Option<Wrote>,
+    applied_fields: Vec<String>,
+    secret_versions: BTreeMap<String, String>,
+}
+
+/// The controller's entry point for an `Integration`.
+pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<Integration> = Api::namespaced(ctx.kube.clone(), &namespace);
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(&obj, &api, &namespace, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &api, &namespace, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+fn key(obj: &Integration) -> String {
+    format!(
+        "Integration/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+async fn apply(
+    obj: &Integration,
+    api: &Api<Integration>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let now = Time(Timestamp::now());
+    let result = sync(obj, &previous, namespace, ctx).await;
+    let (next, health, action) = match result {
+        Ok(synced) => {
+            ctx.reset_backoff(&key(obj));
+            let health = Health::Ready {
+                reason: "Synced",
+                message: format!("integration {} matches the spec", synced.remote.id),
+            };
+            announce_write(obj, &synced, ctx).await;
+            (
+                succeeded_status(obj, &previous, &synced, &now),
+                health,
+                Action::requeue(ctx.resync()),
+            )
+        }
+        Err(Stop::Failed(failure)) => {
+            let action = match &failure {
+                Failure::Transient { retry_after, .. } => {
+                    Action::requeue(ctx.backoff(&key(obj), *retry_after))
+                }
+                Failure::Permanent { .. } => Action::requeue(ctx.settings.stalled_retry_interval),
+            };
+            (previous.clone(), failure.health(), action)
+        }
+        Err(Stop::Kube(error)) => return Err(error),
+    };
+    let mut next = next;
+    next.observed_generation = obj.metadata.generation;
+    next.conditions =
+        conditions::conditions(&health, obj.metadata.generation, &previous.conditions, &now);
+    announce_failure(obj, &previous, &health, ctx).await;
+    status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
+    Ok(action)
+}
+
+fn succeeded_status(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    synced: &Synced,
+    now: &Time,
+) -> IntegrationStatus {
+    let _ = obj;
+    IntegrationStatus {
+        observed_generation: previous.observed_generation,
+        integration_id: Some(synced.remote.id.clone()),
+        application_id: Some(synced.application_id.clone()),
+        api_url: Some(synced.api_url.clone()),
+        origin: Some(synced.origin),
+        last_applied_time: if synced.wrote.is_some() {
+            Some(now.clone())
+        } else {
+            previous.last_applied_time.clone()
+        },
+        applied_secret_versions: synced.secret_versions.clone(),
+        applied_fields: synced.applied_fields.clone(),
+        conditions: previous.conditions.clone(),
+    }
+}
+
+/// Resolves everything, finds the remote, and makes it match.
+async fn sync(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Synced, Stop> {
+    let app = ready_application(obj, namespace, ctx).await?;
+    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
+    let refs = desired::secret_refs(&obj.spec);
+    let resolved = secrets::resolve(&secret_api, &refs).await??;
+    let desired = desired::desired(&obj.spec, obj.remote_name(), &resolved.values)
+        .map_err(|error| Failure::permanent("InvalidSpec", error.to_string()))?;
+    let api_url = app.spec.api_url.trim_end_matches('/').to_owned();
+    let application_id = app.spec.application_id.to_ascii_lowercase();
+    let client = ctx
+        .losant
+        .get(&api_url, &token)
+        .map_err(|e| Failure::losant("setting up the Losant client", &e))?;
+
+    let same_place = previous.application_id.as_deref() == Some(application_id.as_str())
+        && previous.api_url.as_deref() == Some(api_url.as_str());
+    if !same_place && let Some(old_id) = &previous.integration_id {
+        leave_old_application(obj, previous, old_id, &client, ctx).await;
+    }
+    let known_id = previous.integration_id.clone().filter(|_| same_place);
+    let secrets_changed = !same_place || resolved.versions != previous.applied_secret_versions;
+
+    let (remote, origin, recreate_of) = match &known_id {
+        Some(id) => {
+            let unchanged = !secrets_changed
+                && obj.metadata.generation == previous.observed_generation
+                && conditions::ready_condition(&previous.conditions)
+                    .is_some_and(|c| c.status == "True");
+            match read_known(&client, &application_id, id, unchanged, previous, ctx).await? {
+                Some(remote) => (
+                    Some(remote),
+                    previous.origin.unwrap_or(Origin::Created),
+                    None,
+                ),
+                None => (None, Origin::Created, Some(id.clone())),
+            }
+        }
+        None => {
+            let matches = client
+                .find_by_name(&application_id, &desired.name)
+                .await
+                .map_err(|e| Failure::losant("looking the integration up by name", &e))?;
+            match locate::choose(matches, obj.spec.adoption_policy, false) {
+                Lookup::Create => (None, Origin::Created, None),
+                Lookup::Take(remote, origin) => (Some(*remote), origin, None),
+                Lookup::Ambiguous { count } => {
+                    return Err(Failure::permanent(
+                        "AmbiguousName",
+                        format!("{count} integrations in application {application_id} are named {:?}; rename or delete all but one", desired.name),
+                    )
+                    .into());
+                }
+                Lookup::AlreadyExists { id } => {
+                    return Err(Failure::permanent(
+                        "AlreadyExists",
+                        format!(
+                            "integration {id} is already named {:?} and adoptionPolicy is Never",
+                            desired.name
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+    };
+    let adopted_now = known_id.is_none() && remote.is_some();
+    let fields: &[String] = if known_id.is_some() {
+        &previous.applied_fields
+    } else {
+        &[]
+    };
+    let last = LastApplied {
+        fields,
+        secrets_changed,
+    };
+    let (remote, wrote) = execute(
+        &client,
+        &application_id,
+        &desired,
+        remote,
+        &last,
+        obj,
+        previous,
+        recreate_of,
+    )
+    .await?;
+    let wrote = match (wrote, adopted_now) {
+        (None, true) => Some(Wrote::Adopted),
+        (wrote, _) => wrote,
+    };
+    Ok(Synced {
+        remote,
+        origin,
+        application_id,
+        api_url,
+        wrote,
+        applied_fields: plan::applied_fields(&desired),
+        secret_versions: resolved.versions,
+    })
+}
+
+/// The `LosantApplication`, if it is Ready for the current spec; otherwise why not.
+async fn ready_application(
+    obj: &Integration,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<LosantApplication, Stop> {
+    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    let name = &obj.spec.application_ref.name;
+    let app = apps
+        .get_opt(name)
+        .await
+        .map_err(Error::kube("read the LosantApplication"))?
+        .ok_or_else(|| {
+            Failure::permanent(
+                "ApplicationNotFound",
+                format!("LosantApplication {name:?} does not exist in this namespace"),
+            )
+        })?;
+    let status = app.status.clone().unwrap_or_default();
+    let checked = status.observed_generation == app.metadata.generation;
+    match conditions::ready_condition(&status.conditions) {
+        Some(ready) if checked && ready.status == "True" => Ok(app),
+        Some(ready)
+            if checked
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True") =>
+        {
+            Err(Failure::permanent(
+                "ApplicationNotReady",
+                format!(
+                    "LosantApplication {name:?} is not ready: {}: {}",
+                    ready.reason, ready.message
+                ),
+            )
+            .into())
+        }
+        _ => Err(Failure::transient(
+            "ApplicationNotReady",
+            format!("waiting for LosantApplication {name:?} to be verified"),
+        )
+        .into()),
+    }
+}
+
+/// Reads the remote with a known id: from the shared snapshot when nothing changed locally,
+/// else by GET. `None` when Losant no longer has it (and the application does exist).
+async fn read_known(
+    client: &losant::Client,
+    application_id: &str,
+    id: &str,
+    unchanged: bool,
+    previous: &IntegrationStatus,
+    ctx: &Context,
+) -> Result<Option<losant::Integration>, Stop> {
+    if unchanged {
+        let written = previous.last_applied_time.as_ref().map(|t| t.0);
+        let cached = ctx
+            .snapshots
+            .lookup(
+                client,
+                application_id,
+                id,
+                ctx.settings.resync_interval,
+                written,
+            )
+            .await
+            .map_err(|e| Failure::losant("listing integrations", &e))?;
+        if let Some(remote) = cached {
+            return Ok(Some(remote));
+        }
+    }
+    match client.get(application_id, id).await {
+        Ok(remote) => Ok(Some(remote)),
+        Err(error) if error.is_not_found() => {
+            // Only re-create once sure the application exists: a 404 for the whole application
+            // means the integration cannot be re-created there.
+            let probe = ListQuery {
+                per_page: Some(1),
+                ..ListQuery::default()
+            };
+            match client.list(application_id, &probe).await {
+                Ok(_) => Ok(None),
+                Err(error) if error.is_not_found() => Err(Failure::permanent(
+                    "ApplicationNotFound",
+                    format!("Losant says application {application_id} does not exist"),
+                )
+                .into()),
+                Err(error) => {
+                    Err(Failure::losant("checking the application exists", &error).into())
+                }
+            }
+        }
+        Err(error) => Err(Failure::losant("reading the integration", &error).into()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the steps' results, passed on once
+async fn execute(
+    client: &losant::Client,
+    application_id: &str,
+    desired: &Desired,
+    remote: Option<losant::Integration>,
+    last: &LastApplied<'_>,
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    recreate_of: Option<String>,
+) -> Result<(losant::Integration, Option<Wrote>), Stop> {
+    match plan::plan(desired, remote.as_ref(), last) {
+        Plan::Create(post) => {
+            let created = client
+                .create(application_id, &post)
+                .await
+                .map_err(|e| Failure::losant("creating the integration", &e))?;
+            let wrote = match recreate_of {
+                Some(old_id) => Wrote::Recreated { old_id },
+                None => Wrote::Created,
+            };
+            Ok((created, Some(wrote)))
+        }
+        Plan::Patch(patch) => {
+            let Some(remote) = remote else {
+                return Err(Failure::transient("Retrying", "nothing to patch").into());
+            };
+            let fields = patched_fields(&patch);
+            let patched = client
+                .patch(application_id, &remote.id, &patch)
+                .await
+                .map_err(|e| Failure::losant("updating the integration", &e))?;
+            let spec_changed = obj.metadata.generation != previous.observed_generation;
+            Ok((
+                patched,
+                Some(Wrote::Patched {
+                    spec_changed,
+                    fields,
+                }),
+            ))
+        }
+        Plan::InSync => match remote {
+            Some(remote) => Ok((remote, None)),
+            None => Err(Failure::transient("Retrying", "nothing remote to compare").into()),
+        },
+        Plan::Conflict(conflict) => {
+            Err(Failure::permanent("ImmutableField", conflict.to_string()).into())
+        }
+    }
+}
+
+fn patched_fields(patch: &losant::IntegrationPatch) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if patch.name.is_some() {
+        fields.push("name");
+    }
+    if patch.enabled.is_some() {
+        fields.push("enabled");
+    }
+    if patch.topics.is_some() {
+        fields.push("topics");
+    }
+    if patch.credential_name.is_some() {
+        fields.push("credentialName");
+    }
+    if let Some(config) = &patch.config {
+        fields.push(config.integration_type().config_field().unwrap_or("config"));
+    }
+    fields
+}
+
+/// The spec moved to another application: the old remote follows the deletion policy.
+async fn leave_old_application(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    old_id: &str,
+    client: &losant::Client,
+    ctx: &Context,
+) {
+    let old_app = previous.application_id.clone().unwrap_or_default();
+    let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
+    let same_api = previous.api_url.as_deref() == Some(client.api_url().trim_end_matches('/'));
+    let note = match policy {
+        DeletionPolicy::Delete if same_api => match client.delete(&old_app, old_id).await {
+            Ok(()) => {
+                format!("deleted integration {old_id} from application {old_app} after the move")
+            }
+            Err(error) if error.is_not_found() => {
+                format!("integration {old_id} was already gone from application {old_app}")
+            }
+            Err(error) => format!(
+                "could not delete integration {old_id} from application {old_app}; it is left in place: {error}"
+            ),
+        },
+        DeletionPolicy::Delete => format!(
+            "integration {old_id} is left in application {old_app}: it lives behind another API URL"
+        ),
+        DeletionPolicy::Orphan => {
+            format!("integration {old_id} is left in application {old_app} (deletionPolicy Orphan)")
+        }
+    };
+    ctx.event(
+        &obj.object_ref(&()),
+        EventType::Normal,
+        "Moved",
+        "Move",
+        note,
+    )
+    .await;
+}
+
+/// Normal events for writes.
+async fn announce_write(obj: &Integration, synced: &Synced, ctx: &Context) {
+    let id = &synced.remote.id;
+    let app = &synced.application_id;
+    let (type_, reason, note) = match &synced.wrote {
+        None => return,
+        Some(Wrote::Created) => (
+            EventType::Normal,
+            "Created",
+            format!("created integration {id} in application {app}"),
+        ),
+        Some(Wrote::Recreated { old_id }) => (
+            EventType::Warning,
+            "Recreated",
+            format!("integration {old_id} was deleted outside Kubernetes; re-created it as {id}"),
+        ),
+        Some(Wrote::Adopted) => (
+            EventType::Normal,
+            "Adopted",
+            format!("took over existing integration {id} in application {app}"),
+        ),
+        Some(Wrote::Patched {
+            spec_changed: true,
+            fields,
+        }) => (
+            EventType::Normal,
+            "Updated",
+            format!("updated {} of integration {id}", fields.join(", ")),
+        ),
+        Some(Wrote::Patched {
+            spec_changed: false,
+            fields,
+        }) => (
+            EventType::Normal,
+            "DriftCorrected",
+            format!(
+                "reverted changes to {} of integration {id} made outside Kubernetes",
+                fields.join(", ")
+            ),
+        ),
+    };
+    ctx.event(&obj.object_ref(&()), type_, reason, "Sync", note)
+        .await;
+}
+
+/// A warning event when the object enters a failing state (not on every retry).
+async fn announce_failure(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    health: &Health,
+    ctx: &Context,
+) {
+    if matches!(health, Health::Ready { .. }) {
+        return;
+    }
+    let before = conditions::ready_condition(&previous.conditions).map(|c| c.reason.as_str());
+    if before == Some(health.reason()) {
+        return;
+    }
+    ctx.event(
+        &obj.object_ref(&()),
+        EventType::Warning,
+        health.reason(),
+        "Sync",
+        health.message().to_owned(),
+    )
+    .await;
+}
+
+/// Deletion: the remote follows the deletion policy, then the finalizer goes.
+async fn cleanup(
+    obj: &Integration,
+    api: &Api<Integration>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
+    let (Some(id), Some(application_id)) = (&previous.integration_id, &previous.application_id)
+    else {
+        return Ok(Action::await_change());
+    };
+    if policy == DeletionPolicy::Orphan {
+        let note = format!(
+            "left integration {id} in application {application_id} (deletionPolicy Orphan)"
+        );
+        ctx.event(
+            &obj.object_ref(&()),
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    match delete_remote(obj, &previous, id, application_id, namespace, ctx).await {
+        Ok(()) => {
+            ctx.reset_backoff(&key(obj));
+            let note = format!("deleted integration {id} from application {application_id}");
+            ctx.event(
+                &obj.object_ref(&()),
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                note,
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(Stop::Kube(error)) => Err(error),
+        Err(Stop::Failed(failure)) => {
+            // Keep the finalizer: report why, and fail so the controller retries with backoff.
+            let health = match failure {
+                Failure::Permanent { message, .. } => Health::Stalled {
+                    reason: "DeletionBlocked",
+                    message,
+                },
+                Failure::Transient { message, .. } => Health::Progressing {
+                    reason: "Deleting",
+                    message,
+                },
+            };
+            let now = Time(Timestamp::now());
+            let mut next = previous.clone();
+            next.conditions = conditions::conditions(
+                &health,
+                obj.metadata.generation,
+                &previous.conditions,
+                &now,
+            );
+            announce_failure(obj, &previous, &health, ctx).await;
+            status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
+            Err(Error::DeletionBlocked)
+        }
+    }
+}
+
+async fn delete_remote(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    id: &str,
+    application_id: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(), Stop> {
+    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    // The application it was created in, even if the spec now names another object.
+    let candidates = apps
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list LosantApplications"))?;
+    let api_url = previous.api_url.clone().unwrap_or_default();
+    let app = candidates
+        .items
+        .into_iter()
+        .filter(|a| a.spec.application_id.eq_ignore_ascii_case(application_id) && a.spec.api_url.trim_end_matches('/') == api_url)
+        .min_by_key(|a| a.name_any() != obj.spec.application_ref.name)
+        .ok_or_else(|| {
+            Failure::permanent(
+                "DeletionBlocked",
+                format!("no LosantApplication for application {application_id} is left in this namespace to delete integration {id} with; set deletionPolicy: Orphan to let go"),
+            )
+        })?;
+    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
+    let client = ctx
+        .losant
+        .get(&api_url, &token)
+        .map_err(|e| Failure::losant("setting up the Losant client", &e))?;
+    match client.delete(application_id, id).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_not_found() => Ok(()),
+        Err(error) => Err(Failure::losant("deleting the integration", &error).into()),
+    }
+}

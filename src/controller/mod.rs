@@ -1,0 +1,215 @@
+//! The kube-runtime wiring: watches, the two reconcilers, and their error policy.
+//!
+//! - `LosantApplication`s are verified ([`application`]); they are re-checked when their token
+//!   Secret changes (a metadata-only watch: Secret data is never cached).
+//! - `Integration`s are reconciled ([`integration`]) when they change, when their
+//!   `LosantApplication` changes, when a Secret they reference changes, and every resync interval.
+
+pub mod application;
+pub mod clients;
+pub mod context;
+pub mod error;
+pub mod integration;
+pub mod outcome;
+pub mod secrets;
+pub mod snapshot;
+pub mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+pub use context::{Context, Settings};
+pub use error::Error;
+
+use crate::crd::{Integration, LosantApplication};
+use crate::sync::desired::secret_refs;
+
+/// Runs the controllers until a termination signal. `namespaces` empty means all namespaces.
+pub async fn run(
+    kube: kube::Client,
+    namespaces: Vec<String>,
+    settings: Settings,
+) -> anyhow::Result<()> {
+    ensure_crds_installed(&kube).await?;
+    let ctx = Arc::new(Context::new(kube.clone(), settings));
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let mut controllers = Vec::new();
+    for scope in scopes {
+        controllers.push(tokio::spawn(run_applications(
+            kube.clone(),
+            scope.clone(),
+            Arc::clone(&ctx),
+        )));
+        controllers.push(tokio::spawn(run_integrations(
+            kube.clone(),
+            scope,
+            Arc::clone(&ctx),
+        )));
+    }
+    for controller in futures::future::join_all(controllers).await {
+        controller?;
+    }
+    Ok(())
+}
+
+fn api<K>(kube: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    }
+}
+
+/// Secrets, metadata only: the operator learns that a Secret changed without caching its data.
+fn secret_metadata(kube: &kube::Client, namespace: Option<&str>) -> Api<PartialObjectMeta<Secret>> {
+    match namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    }
+}
+
+async fn ensure_crds_installed(kube: &kube::Client) -> anyhow::Result<()> {
+    let probe = ListParams::default().limit(1);
+    for result in [
+        Api::<Integration>::all(kube.clone())
+            .list(&probe)
+            .await
+            .map(|_| ()),
+        Api::<LosantApplication>::all(kube.clone())
+            .list(&probe)
+            .await
+            .map(|_| ()),
+    ] {
+        if let Err(error) = result {
+            anyhow::bail!(
+                "the losant.io CRDs are not usable ({error}); install them with `losant-operator crds | kubectl apply --server-side -f -`"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn controller_config(ctx: &Context) -> ControllerConfig {
+    ControllerConfig::default().concurrency(ctx.settings.concurrency)
+}
+
+async fn run_applications(kube: kube::Client, namespace: Option<String>, ctx: Arc<Context>) {
+    let apps = api::<LosantApplication>(&kube, namespace.as_deref());
+    let controller =
+        Controller::new(apps, watcher::Config::default()).with_config(controller_config(&ctx));
+    let store = controller.store();
+    controller
+        .watches(
+            secret_metadata(&kube, namespace.as_deref()),
+            watcher::Config::default(),
+            move |secret| applications_using(&store, &secret),
+        )
+        .shutdown_on_signal()
+        .run(application::reconcile, error_policy, ctx)
+        .for_each(log_result)
+        .await;
+}
+
+async fn run_integrations(kube: kube::Client, namespace: Option<String>, ctx: Arc<Context>) {
+    let integrations = api::<Integration>(&kube, namespace.as_deref());
+    let controller = Controller::new(integrations, watcher::Config::default())
+        .with_config(controller_config(&ctx));
+    let by_app = controller.store();
+    let by_secret = controller.store();
+    controller
+        .watches(
+            api::<LosantApplication>(&kube, namespace.as_deref()),
+            watcher::Config::default(),
+            move |app| integrations_of(&by_app, &app),
+        )
+        .watches(
+            secret_metadata(&kube, namespace.as_deref()),
+            watcher::Config::default(),
+            move |secret| integrations_using(&by_secret, &secret),
+        )
+        .shutdown_on_signal()
+        .run(integration::reconcile, error_policy, ctx)
+        .for_each(log_result)
+        .await;
+}
+
+fn applications_using<S: ResourceExt>(
+    store: &Store<LosantApplication>,
+    secret: &S,
+) -> Vec<ObjectRef<LosantApplication>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|app| app.namespace() == namespace && app.spec.token_secret_ref.name == name)
+        .map(|app| ObjectRef::from_obj(app.as_ref()))
+        .collect()
+}
+
+fn integrations_of(
+    store: &Store<Integration>,
+    app: &LosantApplication,
+) -> Vec<ObjectRef<Integration>> {
+    let (namespace, name) = (app.namespace(), app.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|i| i.namespace() == namespace && i.spec.application_ref.name == name)
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+fn integrations_using<S: ResourceExt>(
+    store: &Store<Integration>,
+    secret: &S,
+) -> Vec<ObjectRef<Integration>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    store
+        .state()
+        .iter()
+        .filter(|i| {
+            i.namespace() == namespace && secret_refs(&i.spec).iter().any(|r| r.name == name)
+        })
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+/// Kubernetes API failures (and blocked deletions) back off per object.
+fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/{}/{}",
+        std::any::type_name::<K>(),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    let wait = ctx.backoff(&key, None);
+    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), error = %outcome::describe(error), category = error.category(), retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+    Action::requeue(wait)
+}
+
+fn log_result<K: std::fmt::Debug, E: std::error::Error>(
+    result: Result<(ObjectRef<K>, Action), E>,
+) -> futures::future::Ready<()>
+where
+    K: kube::Resource,
+{
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        Err(error) => tracing::debug!(error = %outcome::describe(&error), "controller event"),
+    }
+    futures::future::ready(())
+}
