@@ -32,6 +32,9 @@ use crate::sync::plan::{self, LastApplied, Plan};
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
 
+/// Reason while the `LosantApplication` has not been verified yet: a normal wait, not a failure.
+const WAITING_FOR_APPLICATION: &str = "WaitingForApplication";
+
 /// Why a reconcile stopped short: a condition to report, or a Kubernetes API failure.
 enum Stop {
     Failed(Failure),
@@ -311,7 +314,7 @@ async fn ready_application(
             .into())
         }
         _ => Err(Failure::transient(
-            "ApplicationNotReady",
+            WAITING_FOR_APPLICATION,
             format!("waiting for LosantApplication {name:?} to be verified"),
         )
         .into()),
@@ -533,7 +536,8 @@ async fn announce_failure(
     health: &Health,
     ctx: &Context,
 ) {
-    if matches!(health, Health::Ready { .. }) {
+    // Waiting for the application to be verified is normal, not a failure worth an event.
+    if matches!(health, Health::Ready { .. }) || health.reason() == WAITING_FOR_APPLICATION {
         return;
     }
     let before = conditions::ready_condition(&previous.conditions).map(|c| c.reason.as_str());
