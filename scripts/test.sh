@@ -20,6 +20,20 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+# End-to-end tests run against a real control plane on 127.0.0.1 (built once, then cached).
+# LOSANT_E2E_SKIP=1 leaves it out and those tests report themselves skipped. One that is
+# already running (e.g. a developer's) is used and left running.
+if [[ "${LOSANT_E2E_SKIP:-}" != 1 ]]; then
+  echo "== control plane"
+  if ! scripts/control-plane.sh status 2>/dev/null; then
+    trap 'scripts/control-plane.sh down' EXIT
+  fi
+  cp_env=$(scripts/control-plane.sh up) # a failed start stops the run here (set -e)
+  eval "$cp_env"
+  export LOSANT_E2E=1
+else
+  export LOSANT_E2E=0
+fi
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
