@@ -274,8 +274,10 @@ fn try_install_crds() -> Result<(), String> {
 // Namespaces
 
 /// Process logs to print when a test in a namespace fails: namespace -> [(label, file)].
-fn log_registry() -> &'static Mutex<BTreeMap<String, Vec<(String, PathBuf)>>> {
-    static LOGS: OnceLock<Mutex<BTreeMap<String, Vec<(String, PathBuf)>>>> = OnceLock::new();
+type LogRegistry = Mutex<BTreeMap<String, Vec<(String, PathBuf)>>>;
+
+fn log_registry() -> &'static LogRegistry {
+    static LOGS: OnceLock<LogRegistry> = OnceLock::new();
     LOGS.get_or_init(Default::default)
 }
 
