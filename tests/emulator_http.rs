@@ -57,6 +57,11 @@ async fn unauthenticated_and_unauthorised_calls_are_refused() {
         .push(TokenSpec::scoped("lister", &["integrations.get"]));
     cfg.tokens
         .push(TokenSpec::scoped("getter", &["integration.get"]));
+    // `.cli` scopes are not in the contract's scope lists, so they allow nothing here.
+    cfg.tokens.push(TokenSpec::scoped(
+        "cli",
+        &["all.Application.cli", "all.User.cli"],
+    ));
     let em = start(cfg).await;
     let c = client();
     let url = collection(&em, APP);
@@ -73,6 +78,24 @@ async fn unauthenticated_and_unauthorised_calls_are_refused() {
 
     let (status, _) = split(c.get(&url).bearer_auth("lister").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = split(c.get(&url).bearer_auth("cli").send().await.unwrap()).await;
+    assert_eq!(
+        (status, error_type(&body)),
+        (StatusCode::FORBIDDEN, "Forbidden"),
+        "a .cli scope does not allow listing"
+    );
+    let resp = c
+        .post(&url)
+        .bearer_auth("cli")
+        .json(&example_post())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "a .cli scope does not allow creating"
+    );
     let resp = c
         .post(&url)
         .bearer_auth("lister")

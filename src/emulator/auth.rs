@@ -17,32 +17,29 @@ pub enum Action {
     Delete,
 }
 
-/// Account-wide scopes that allow reading. `.cli` variants follow the upstream docs of
-/// sibling resources.
+/// Account-wide scopes that allow reading (list, get): exactly the contract's read set
+/// (README §3). The only `.bounded` variants the contract names are those of the three full
+/// scopes; there is no `.cli` variant.
 const READ_WIDE: &[&str] = &[
     "all.Application",
     "all.Application.bounded",
-    "all.Application.cli",
     "all.Application.read",
     "all.Organization",
     "all.Organization.bounded",
     "all.Organization.read",
     "all.User",
     "all.User.bounded",
-    "all.User.cli",
     "all.User.read",
 ];
 
-/// Account-wide scopes that allow writing.
+/// Account-wide scopes that allow writing (create, patch, delete), per README §3.
 const WRITE_WIDE: &[&str] = &[
     "all.Application",
     "all.Application.bounded",
-    "all.Application.cli",
     "all.Organization",
     "all.Organization.bounded",
     "all.User",
     "all.User.bounded",
-    "all.User.cli",
 ];
 
 impl Action {
@@ -156,5 +153,103 @@ mod tests {
             tokens.authorize(&HeaderMap::new(), Action::List),
             Err(ApiError::Unauthorized)
         ));
+    }
+
+    /// Every scope anyone might try, so "exactly these" is checked against all of them.
+    const CANDIDATES: &[&str] = &[
+        "all.Application",
+        "all.Application.bounded",
+        "all.Application.read",
+        "all.Application.read.bounded",
+        "all.Application.cli",
+        "all.Organization",
+        "all.Organization.bounded",
+        "all.Organization.read",
+        "all.Organization.cli",
+        "all.User",
+        "all.User.bounded",
+        "all.User.read",
+        "all.User.cli",
+        "all.Device",
+        "integrations.*",
+        "integrations.get",
+        "integrations.post",
+        "integration.*",
+        "integration.get",
+        "integration.patch",
+        "integration.delete",
+        "Integrations.get",
+        "",
+    ];
+
+    #[test]
+    fn scope_sets_are_exactly_the_contract() {
+        let read = [
+            "all.Application",
+            "all.Application.read",
+            "all.Organization",
+            "all.Organization.read",
+            "all.User",
+            "all.User.read",
+            "all.Application.bounded",
+            "all.Organization.bounded",
+            "all.User.bounded",
+        ];
+        let write = [
+            "all.Application",
+            "all.Organization",
+            "all.User",
+            "all.Application.bounded",
+            "all.Organization.bounded",
+            "all.User.bounded",
+        ];
+        let cases: [(Action, &[&str], [&str; 2]); 5] = [
+            (Action::List, &read, ["integrations.*", "integrations.get"]),
+            (Action::Get, &read, ["integration.*", "integration.get"]),
+            (
+                Action::Create,
+                &write,
+                ["integrations.*", "integrations.post"],
+            ),
+            (
+                Action::Patch,
+                &write,
+                ["integration.*", "integration.patch"],
+            ),
+            (
+                Action::Delete,
+                &write,
+                ["integration.*", "integration.delete"],
+            ),
+        ];
+        for (action, wide, own) in cases {
+            let allowed: HashSet<&str> = CANDIDATES
+                .iter()
+                .copied()
+                .filter(|s| action.allows(s))
+                .collect();
+            let expected: HashSet<&str> = wide.iter().copied().chain(own).collect();
+            assert_eq!(allowed, expected, "{action:?}");
+        }
+    }
+
+    #[test]
+    fn cli_scopes_are_refused() {
+        for scope in ["all.Application.cli", "all.User.cli"] {
+            let tokens = Tokens::new(&[TokenSpec::scoped("cli", &[scope])]);
+            let h = headers("Bearer cli");
+            for action in [
+                Action::List,
+                Action::Get,
+                Action::Create,
+                Action::Patch,
+                Action::Delete,
+            ] {
+                assert!(
+                    matches!(tokens.authorize(&h, action), Err(ApiError::Forbidden)),
+                    "{scope} {action:?}"
+                );
+            }
+        }
     }
 }
