@@ -1,5 +1,5 @@
 //! List behaviour over HTTP: sorting by every field in both directions, paging with the
-//! perPage clamp, and the anchored case-insensitive glob filter (query decoding included).
+//! perPage clamp (default and `max_per_page`), and the anchored case-insensitive glob filter (query decoding included).
 
 mod emulator_common;
 
@@ -153,6 +153,62 @@ async fn pages_with_clamped_per_page() {
         page += 1;
     }
     assert_eq!(seen, unique);
+}
+
+#[tokio::test]
+async fn a_lower_max_per_page_clamps_harder_than_the_client_asks() {
+    let mut cfg = config();
+    cfg.max_per_page = 10;
+    let em = start(cfg).await;
+    let c = client();
+    let total = 25;
+    let all: Vec<String> = (0..total).map(|i| format!("item {i:02}")).collect();
+    for name in &all {
+        create(&c, &em, APP, &named(name)).await;
+    }
+
+    let (status, first) = list(&c, &em, "perPage=1000").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        first["perPage"], 10,
+        "the envelope reports the clamped size"
+    );
+    assert_eq!(first["count"], 10);
+    assert_eq!(first["totalCount"], total);
+    assert_eq!(names(&first), all[..10]);
+
+    // Page 1 is counted in clamped pages, so a client that follows the envelope's perPage
+    // continues exactly where page 0 ended.
+    let (_, second) = list(&c, &em, "perPage=1000&page=1").await;
+    assert_eq!(
+        (second["perPage"].as_u64(), second["page"].as_u64()),
+        (Some(10), Some(1))
+    );
+    assert_eq!(names(&second), all[10..20]);
+    let (_, last) = list(&c, &em, "perPage=1000&page=2").await;
+    assert_eq!(names(&last), all[20..]);
+
+    let (_, default) = list(&c, &em, "").await;
+    assert_eq!(
+        default["perPage"], 10,
+        "the default page size is clamped too"
+    );
+    let (_, smaller) = list(&c, &em, "perPage=4").await;
+    assert_eq!(
+        (smaller["perPage"].as_u64(), smaller["count"].as_u64()),
+        (Some(4), Some(4))
+    );
+}
+
+#[tokio::test]
+async fn max_per_page_zero_is_refused() {
+    let mut cfg = config();
+    cfg.max_per_page = 0;
+    let err = losant_operator::emulator::spawn(cfg)
+        .await
+        .err()
+        .expect("start-up fails");
+    assert!(err.to_string().contains("max_per_page"), "{err}");
 }
 
 #[tokio::test]

@@ -8,12 +8,17 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::config::{
-    DEFAULT_MAX_BODY_BYTES, EmulatorConfig, RetryAfterForm, SecretEcho, TokenSpec, is_object_id,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PER_PAGE, EmulatorConfig, RetryAfterForm, SecretEcho,
+    TokenSpec, is_object_id,
 };
 
-/// Emulates the Losant REST API for application integrations.
+/// The one-line description shown by `--help` (the crate description is the operator's).
+pub const ABOUT: &str =
+    "Emulates the Losant REST API for application integrations, for tests and demos";
+
+/// Emulates the Losant REST API for application integrations, for tests and demos.
 #[derive(Debug, Parser)]
-#[command(name = "losant-emulator", version, about)]
+#[command(name = "losant-emulator", version, about = ABOUT)]
 pub struct EmulatorArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
@@ -57,6 +62,9 @@ pub struct EmulatorArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Largest list page; a bigger `perPage` is clamped to it (the envelope reports the result).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_PAGE, value_parser = parse_max_per_page)]
+    pub max_per_page: u64,
 }
 
 impl EmulatorArgs {
@@ -76,6 +84,7 @@ impl EmulatorArgs {
             secret_echo: self.secret_echo,
             server_defaults: self.server_defaults,
             max_body_bytes: self.max_body_bytes,
+            max_per_page: self.max_per_page,
         }
     }
 }
@@ -92,6 +101,13 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err("must be a number between 0 and 1".into()),
+    }
+}
+
+fn parse_max_per_page(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
     }
 }
 
@@ -136,5 +152,37 @@ mod tests {
         assert!(EmulatorArgs::try_parse_from(["x", "--application", "nothex"]).is_err());
         assert!(EmulatorArgs::try_parse_from(["x", "--error-rate", "1.5"]).is_err());
         assert!(EmulatorArgs::try_parse_from(["x", "--rate-limit", "0"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["x", "--max-per-page", "0"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["x", "--max-per-page", "-1"]).is_err());
+    }
+
+    #[test]
+    fn max_per_page_flag() {
+        let default = EmulatorArgs::try_parse_from(["x"]).unwrap().into_config();
+        assert_eq!(default.max_per_page, DEFAULT_MAX_PER_PAGE);
+        assert_eq!(EmulatorConfig::default().max_per_page, DEFAULT_MAX_PER_PAGE);
+        let args = EmulatorArgs::try_parse_from(["x", "--max-per-page", "10"]).unwrap();
+        assert_eq!(args.into_config().max_per_page, 10);
+    }
+
+    #[test]
+    fn help_text_is_the_emulators_own() {
+        use clap::CommandFactory;
+        let mut cmd = EmulatorArgs::command();
+        let short = cmd.render_help().to_string();
+        let long = cmd.render_long_help().to_string();
+        for help in [&short, &long] {
+            assert!(help.contains(ABOUT), "{help}");
+            assert!(!help.contains("Kubernetes"), "{help}");
+            assert!(!help.contains("SECRET_MASK"), "{help}");
+            assert!(help.contains("--max-per-page <N>"), "{help}");
+        }
+        // clap pads the value names to one column, so match the text after the padding.
+        let mask = format!("Replaced by \"{}\"", crate::emulator::SECRET_MASK);
+        let line = long.lines().find(|l| l.trim_start().starts_with("- mask:"));
+        assert!(
+            line.is_some_and(|l| l.trim_end().ends_with(&mask)),
+            "{long}"
+        );
     }
 }

@@ -12,6 +12,9 @@ pub const SECRET_MASK: &str = "********";
 /// Default request-body cap (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Default largest list page (what losant-cli asks for).
+pub const DEFAULT_MAX_PER_PAGE: u64 = 1000;
+
 /// Everything that shapes one emulator instance. All realism knobs are off by default.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -44,6 +47,9 @@ pub struct EmulatorConfig {
     pub server_defaults: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest list page (at least 1); a bigger `perPage` is clamped to it, and the envelope's
+    /// `perPage` reports the size actually used.
+    pub max_per_page: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -63,6 +69,7 @@ impl Default for EmulatorConfig {
             secret_echo: SecretEcho::Clear,
             server_defaults: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_per_page: DEFAULT_MAX_PER_PAGE,
         }
     }
 }
@@ -84,6 +91,11 @@ impl EmulatorConfig {
         {
             return Err(EmulatorError::InvalidConfig(
                 "rate_limit must be a positive number".into(),
+            ));
+        }
+        if self.max_per_page == 0 {
+            return Err(EmulatorError::InvalidConfig(
+                "max_per_page must be at least 1".into(),
             ));
         }
         if self.tokens.iter().any(|t| t.token.is_empty()) {
@@ -175,7 +187,9 @@ pub enum SecretEcho {
     Clear,
     /// Left out.
     Omit,
-    /// Replaced by [`SECRET_MASK`].
+    // The help text must spell the mask out: clap shows doc comments verbatim, so an
+    // intra-doc link would print as "[`SECRET_MASK`]". A test keeps the two in step.
+    /// Replaced by "********".
     Mask,
 }
 

@@ -35,6 +35,7 @@ pub struct Shared {
     pub secret_echo: SecretEcho,
     pub server_defaults: bool,
     pub max_body_bytes: usize,
+    pub max_per_page: u64,
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -107,7 +108,7 @@ pub async fn list(
     s.gate(&headers, Action::List)?;
     let app = app_id(path)?;
     let params = query_map(q.as_deref());
-    let query = parse_list_query(&params)?;
+    let query = parse_list_query(&params, s.max_per_page)?;
     let page = select(&query, s.store.listable(&app)?);
     let links = links_wanted(&params);
     let items = page.items.iter().map(|d| s.render(d, links)).collect();

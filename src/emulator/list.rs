@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 
-/// Largest page size; bigger requests are clamped to it.
-pub const MAX_PER_PAGE: u64 = 1000;
+/// Default largest page size (`EmulatorConfig::max_per_page`); bigger requests are clamped.
+pub const MAX_PER_PAGE: u64 = super::config::DEFAULT_MAX_PER_PAGE;
 /// Page size when none is given.
 pub const DEFAULT_PER_PAGE: u64 = 100;
 
@@ -79,8 +79,12 @@ pub fn query_map(raw: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Parses the list parameters; blank values mean "not given".
-pub fn parse_list_query(params: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+/// Parses the list parameters; blank values mean "not given". `perPage` (given or default) is
+/// clamped to `max_per_page`.
+pub fn parse_list_query(
+    params: &HashMap<String, String>,
+    max_per_page: u64,
+) -> Result<ListQuery, ApiError> {
     let given = |k: &str| {
         params
             .get(k)
@@ -107,15 +111,15 @@ pub fn parse_list_query(params: &HashMap<String, String>) -> Result<ListQuery, A
             .parse::<u64>()
             .map_err(|_| invalid("page", "a non-negative integer"))?,
     };
-    let per_page = match given("perPage") {
+    let requested = match given("perPage") {
         None => DEFAULT_PER_PAGE,
-        Some(v) => clamp_per_page(
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| invalid("perPage", "a positive integer"))?,
-        ),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| invalid("perPage", "a positive integer"))?,
     };
+    let per_page = clamp_per_page(requested, max_per_page);
     let filter_field = match given("filterField") {
         None => None,
         Some("name") => Some(FilterField::Name),
@@ -133,9 +137,9 @@ pub fn parse_list_query(params: &HashMap<String, String>) -> Result<ListQuery, A
     })
 }
 
-/// Clamps a requested page size to [`MAX_PER_PAGE`].
-pub fn clamp_per_page(requested: u64) -> u64 {
-    requested.min(MAX_PER_PAGE)
+/// Clamps a requested page size to `max` (itself at least 1).
+pub fn clamp_per_page(requested: u64, max: u64) -> u64 {
+    requested.min(max.max(1))
 }
 
 fn invalid(param: &str, allowed: &str) -> ApiError {
@@ -254,24 +258,28 @@ mod tests {
         assert!(glob_match("**a", "ba"));
     }
 
+    fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, ApiError> {
+        parse_list_query(&params(pairs), MAX_PER_PAGE)
+    }
+
     #[test]
     fn per_page_is_clamped_and_validated() {
-        assert_eq!(
-            parse_list_query(&params(&[("perPage", "5000")]))
-                .unwrap()
-                .per_page,
-            1000
-        );
-        assert_eq!(parse_list_query(&params(&[])).unwrap().per_page, 100);
-        assert!(parse_list_query(&params(&[("perPage", "0")])).is_err());
-        assert!(parse_list_query(&params(&[("perPage", "1.5")])).is_err());
-        assert!(parse_list_query(&params(&[("page", "-1")])).is_err());
-        assert!(parse_list_query(&params(&[("sortField", "bogus")])).is_err());
-        assert!(
-            parse_list_query(&params(&[("sortDirection", "DESC")]))
-                .unwrap()
-                .descending
-        );
+        assert_eq!(parse(&[("perPage", "5000")]).unwrap().per_page, 1000);
+        assert_eq!(parse(&[]).unwrap().per_page, 100);
+        assert!(parse(&[("perPage", "0")]).is_err());
+        assert!(parse(&[("perPage", "1.5")]).is_err());
+        assert!(parse(&[("page", "-1")]).is_err());
+        assert!(parse(&[("sortField", "bogus")]).is_err());
+        assert!(parse(&[("sortDirection", "DESC")]).unwrap().descending);
+    }
+
+    #[test]
+    fn a_lower_max_clamps_the_default_too() {
+        let q = |pairs: &[(&str, &str)]| parse_list_query(&params(pairs), 10).unwrap().per_page;
+        assert_eq!(q(&[("perPage", "1000")]), 10);
+        assert_eq!(q(&[]), 10, "the default page size is clamped as well");
+        assert_eq!(q(&[("perPage", "3")]), 3);
+        assert_eq!(clamp_per_page(5, 0), 1, "never a zero page size");
     }
 
     #[test]

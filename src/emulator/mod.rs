@@ -77,6 +77,7 @@ fn build_shared(config: &EmulatorConfig) -> Result<Arc<Shared>, EmulatorError> {
         secret_echo: config.secret_echo,
         server_defaults: config.server_defaults,
         max_body_bytes: config.max_body_bytes,
+        max_per_page: config.max_per_page,
     }))
 }
 
