@@ -60,7 +60,9 @@ enum Wrote {
     Recreated {
         old_id: String,
     },
-    Adopted,
+    Adopted {
+        patched: Vec<&'static str>,
+    },
     Patched {
         spec_changed: bool,
         fields: Vec<&'static str>,
@@ -261,7 +263,8 @@ async fn sync(
     )
     .await?;
     let wrote = match (wrote, adopted_now) {
-        (None, true) => Some(Wrote::Adopted),
+        (None, true) => Some(Wrote::Adopted { patched: vec![] }),
+        (Some(Wrote::Patched { fields, .. }), true) => Some(Wrote::Adopted { patched: fields }),
         (wrote, _) => wrote,
     };
     Ok(Synced {
@@ -332,7 +335,12 @@ async fn read_known(
     ctx: &Context,
 ) -> Result<Option<losant::Integration>, Stop> {
     if unchanged {
-        let written = previous.last_applied_time.as_ref().map(|t| t.0);
+        // Status times have whole seconds: a snapshot must be taken after the second that
+        // follows the last write to be sure it saw that write.
+        let written = previous
+            .last_applied_time
+            .as_ref()
+            .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
         let cached = ctx
             .snapshots
             .lookup(
@@ -500,10 +508,18 @@ async fn announce_write(obj: &Integration, synced: &Synced, ctx: &Context) {
             "Recreated",
             format!("integration {old_id} was deleted outside Kubernetes; re-created it as {id}"),
         ),
-        Some(Wrote::Adopted) => (
+        Some(Wrote::Adopted { patched }) if patched.is_empty() => (
             EventType::Normal,
             "Adopted",
             format!("took over existing integration {id} in application {app}"),
+        ),
+        Some(Wrote::Adopted { patched }) => (
+            EventType::Normal,
+            "Adopted",
+            format!(
+                "took over existing integration {id} in application {app} and updated {}",
+                patched.join(", ")
+            ),
         ),
         Some(Wrote::Patched {
             spec_changed: true,
