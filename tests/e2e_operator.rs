@@ -160,8 +160,7 @@ fn examples_converge_and_reach_losant_with_their_secrets() {
             .replace(
                 "token: demo-token",
                 &format!("token: {}", world.emulator.token()),
-            )
-            .replace("name: example-app", "name: example-app");
+            );
         world.ns.apply_ok(&text);
     }
     wait_for_condition(

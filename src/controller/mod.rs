@@ -201,11 +201,10 @@ fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
     Action::requeue(wait)
 }
 
-fn log_result<K: std::fmt::Debug, E: std::error::Error>(
-    result: Result<(ObjectRef<K>, Action), E>,
-) -> futures::future::Ready<()>
+fn log_result<K, E>(result: Result<(ObjectRef<K>, Action), E>) -> futures::future::Ready<()>
 where
-    K: kube::Resource,
+    K: kube::Resource + std::fmt::Debug,
+    E: std::error::Error,
 {
     match result {
         Ok((object, _)) => tracing::debug!(%object, "reconciled"),
