@@ -11,8 +11,8 @@
 #
 # Environment:
 #   LOSANT_CP_DIR     state directory (PKI, pids, logs, kubeconfig); default /tmp/losant-operator-cp
-#   LOSANT_CP_PORT    apiserver secure port; default 16443. etcd uses PORT-4064 and PORT-4063,
-#                     kube-controller-manager PORT+1.
+#   LOSANT_CP_PORT    apiserver secure port; default 16443. etcd uses PORT-4064 and PORT-4063;
+#                     kube-controller-manager serves no port at all.
 #   LOSANT_CP_NO_KCM  set to 1 to skip kube-controller-manager (then namespaces never finish
 #                     deleting and owner references are not garbage-collected)
 #
@@ -24,7 +24,6 @@ dir=${LOSANT_CP_DIR:-/tmp/losant-operator-cp}
 port=${LOSANT_CP_PORT:-16443}
 etcd_port=$((port - 4064))
 etcd_peer_port=$((etcd_port + 1))
-kcm_port=$((port + 1))
 kubeconfig=$dir/kubeconfig
 # Components in stop order: the controller manager first, so it never sees the apiserver vanish
 # under it and spams its log; etcd last, since the apiserver needs it to shut down cleanly.
@@ -188,6 +187,15 @@ up() {
 
   # Whatever is left of an earlier, half-dead instance goes first.
   stop_all
+  # Another control plane (or anything else) on our ports would make the new one fail in a
+  # confusing way, or worse, make us talk to the wrong one.
+  local p
+  for p in "$port" "$etcd_port" "$etcd_peer_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      log "port $p on 127.0.0.1 is already in use; choose other ports with LOSANT_CP_PORT"
+      exit 1
+    fi
+  done
   mkdir -p "$dir/logs"
   make_pki
   write_kubeconfig
@@ -232,22 +240,25 @@ up() {
   if want_kcm; then
     [[ -x $bin/kube-controller-manager ]] || fail "no kube-controller-manager in '$bin'"
     # Controllers that need nodes, cloud providers or volume plugins are left out; the rest give
-    # namespace deletion, owner-reference garbage collection and service-account tokens.
+    # namespace deletion, owner-reference garbage collection and service-account tokens. It
+    # serves no health port (--secure-port=0), so it cannot clash with anything listening.
     spawn kcm "$bin/kube-controller-manager" --kubeconfig="$kubeconfig" \
       --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
       --use-service-account-credentials=false --leader-elect=false \
-      --bind-address=127.0.0.1 --secure-port="$kcm_port" --port=0 \
+      --secure-port=0 --port=0 \
       --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-attachdetach,-persistentvolume-binder,-ttl,-csrsigning'
+    # The `default` ServiceAccount is made by one of its controllers: once it exists, the
+    # controllers are running.
     ready=
     for _ in $(seq 1 120); do
       live_pid kcm >/dev/null || fail "kube-controller-manager exited during startup"
-      if curl -skf -o /dev/null --max-time 5 "https://127.0.0.1:$kcm_port/healthz"; then
+      if api_get /api/v1/namespaces/default/serviceaccounts/default; then
         ready=1
         break
       fi
       sleep 0.5
     done
-    [[ -n $ready ]] || fail "kube-controller-manager not healthy after 60 s"
+    [[ -n $ready ]] || fail "kube-controller-manager's controllers not running after 60 s"
   fi
   log "up: apiserver https://127.0.0.1:$port, logs in $dir/logs"
   export_line

@@ -257,7 +257,7 @@ fn try_install_crds() -> Result<(), String> {
             args.extend(CRD_NAMES);
             let out = kubectl(&args);
             if out.status.success() {
-                return Ok(());
+                return wait_for_openapi();
             }
             last_error = String::from_utf8_lossy(&out.stderr).into_owned();
         } else {
@@ -268,6 +268,32 @@ fn try_install_crds() -> Result<(), String> {
     Err(format!(
         "installing the CRDs from {dir} failed:\n{last_error}"
     ))
+}
+
+/// Waits until the API server's OpenAPI document describes both kinds. It is published a moment
+/// after the CRDs are Established; until then `kubectl explain` fails ("couldn't find resource")
+/// and kubectl's client-side validation silently skips the kinds.
+fn wait_for_openapi() -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let missing: Vec<String> = ["integrations.spec", "losantapplications.spec"]
+            .into_iter()
+            .filter_map(|field| {
+                let out = kubectl(&["explain", field]);
+                (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the CRDs are Established but the OpenAPI document still lacks them after 60 s:\n{}",
+                missing.join("\n")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
