@@ -117,3 +117,38 @@ async fn a_corrupt_state_file_stops_start_up() {
         .expect("start-up fails");
     assert!(err.to_string().contains("state file"), "{err}");
 }
+
+#[tokio::test]
+async fn an_id_counter_at_its_limit_wraps_instead_of_panicking() {
+    let dir = TempDir::new("counter");
+    let state = dir.0.join("state.json");
+    let file = json!({"format": 1, "idCounter": u32::MAX, "applications": {APP: []}});
+    std::fs::write(&state, file.to_string()).unwrap();
+    let mut cfg = config();
+    cfg.state_file = Some(state.clone());
+    let em = start(cfg).await;
+    let c = client();
+    let first = create(&c, &em, APP, &named("first")).await;
+    let second = create(&c, &em, APP, &named("second")).await;
+    assert_ne!(id_of(&first), id_of(&second));
+    // The counter is the id's last three bytes, so it wrapped to 0, then 1.
+    assert!(id_of(&first).ends_with("000000"), "{first}");
+    assert_eq!(read_state(&state)["idCounter"], 1);
+}
+
+/// The state file holds integration secrets in clear, so only its owner may read it.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_state_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    let state = dir.0.join("state.json");
+    let mut cfg = config();
+    cfg.state_file = Some(state.clone());
+    let em = start(cfg).await;
+    let c = client();
+    create(&c, &em, APP, &example_post()).await;
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    em.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! Bearer tokens and Losant scopes: which token may perform which action.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use axum::http::{HeaderMap, header};
 
@@ -68,9 +69,18 @@ impl Action {
 }
 
 /// The accepted tokens; `None` scopes mean full access.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tokens {
     by_token: HashMap<String, Option<HashSet<String>>>,
+}
+
+/// Shows how many tokens there are, never the tokens themselves.
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("count", &self.by_token.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokens {
@@ -231,6 +241,13 @@ mod tests {
             let expected: HashSet<&str> = wide.iter().copied().chain(own).collect();
             assert_eq!(allowed, expected, "{action:?}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let tokens = Tokens::new(&[TokenSpec::full("s3cret-token")]);
+        let shown = format!("{tokens:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

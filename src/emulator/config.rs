@@ -1,5 +1,6 @@
 //! Emulator configuration: the knobs shared by the `losant-emulator` binary and in-process tests.
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,13 +123,26 @@ pub fn is_object_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// One accepted bearer token and, optionally, the only Losant scopes it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One accepted bearer token and, optionally, the only Losant scopes it carries. Its `Debug`
+/// form hides the token, so printing a config never shows one.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenSpec {
     pub token: String,
     /// `None` means full access.
     pub scopes: Option<Vec<String>>,
 }
+
+impl fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("token", &REDACTED)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// Stands in for a token in `Debug` output.
+const REDACTED: &str = "<redacted>";
 
 impl TokenSpec {
     /// A token allowed to do everything.
@@ -208,6 +222,23 @@ mod tests {
             ))
         );
         assert!(TokenSpec::parse(":x").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_tokens() {
+        let config = EmulatorConfig {
+            tokens: vec![
+                TokenSpec::full("s3cret-full"),
+                TokenSpec::parse("s3cret-scoped:integrations.get").unwrap(),
+            ],
+            ..Default::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("integrations.get"),
+            "scopes are still shown: {shown}"
+        );
     }
 
     #[test]

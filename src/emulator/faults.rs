@@ -16,6 +16,9 @@ use rand::{Rng, SeedableRng};
 use super::config::{EmulatorConfig, RetryAfterForm};
 use super::error::ApiError;
 
+/// Longest `Retry-After` ever announced (one year).
+const MAX_RETRY_AFTER_SECS: u64 = 365 * 24 * 60 * 60;
+
 /// What to do after a mutation took effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitFault {
@@ -114,8 +117,9 @@ impl Faults {
     }
 
     fn retry_after(&self, wait_secs: f64) -> HeaderValue {
-        // Whole seconds, rounded up so a client that honours the header is not refused again.
-        let secs = wait_secs.ceil().max(1.0) as u64;
+        // Whole seconds, rounded up so a client that honours the header is not refused again,
+        // and capped: a tiny rate would otherwise overflow the clock or the HTTP-date year.
+        let secs = (wait_secs.ceil().max(1.0) as u64).min(MAX_RETRY_AFTER_SECS);
         match self.retry_after_form {
             RetryAfterForm::Seconds => HeaderValue::from(secs),
             RetryAfterForm::HttpDate => {
@@ -186,6 +190,36 @@ mod tests {
         };
         let at = httpdate::parse_http_date(retry_after.to_str().unwrap()).unwrap();
         assert!(at > SystemTime::now());
+    }
+
+    /// A tiny (but valid) rate means a wait of millions of years: it must not overflow the clock
+    /// or HTTP-date formatting (years after 9999 panic there).
+    #[test]
+    fn a_tiny_rate_gives_a_bounded_retry_after() {
+        for form in [RetryAfterForm::Seconds, RetryAfterForm::HttpDate] {
+            let f = faults(EmulatorConfig {
+                rate_limit: Some(1e-30),
+                retry_after_form: form,
+                ..Default::default()
+            });
+            assert!(f.rate_limit("a").is_ok());
+            let Err(ApiError::TooManyRequests { retry_after }) = f.rate_limit("a") else {
+                panic!("expected 429");
+            };
+            let text = retry_after.to_str().unwrap();
+            let secs = match form {
+                RetryAfterForm::Seconds => text.parse::<u64>().unwrap(),
+                RetryAfterForm::HttpDate => httpdate::parse_http_date(text)
+                    .unwrap()
+                    .duration_since(SystemTime::now())
+                    .unwrap()
+                    .as_secs(),
+            };
+            assert!(
+                (1..=MAX_RETRY_AFTER_SECS).contains(&secs),
+                "{form:?}: {text}"
+            );
+        }
     }
 
     #[test]

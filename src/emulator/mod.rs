@@ -66,7 +66,10 @@ pub enum EmulatorError {
 fn build_shared(config: &EmulatorConfig) -> Result<Arc<Shared>, EmulatorError> {
     config.validate()?;
     let seed = config.seed.unwrap_or_else(rand::random);
-    let persister = config.state_file.clone().map(persist::Persister::new);
+    let persister = config
+        .state_file
+        .clone()
+        .map(|path| Arc::new(persist::Persister::new(path)));
     // Ids and faults get separate streams so one kind of traffic cannot shift the other.
     let store = store::Store::open(&config.applications, persister, seed, config.list_lag)?;
     Ok(Arc::new(Shared {

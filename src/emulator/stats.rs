@@ -1,10 +1,12 @@
-//! Request counters by method, templated route and status, served at `/_emulator/stats`,
-//! plus the request log line (method/route/status only; never bodies or secrets).
+//! Request counters by method (non-standard ones as `OTHER`), templated route and status,
+//! served at `/_emulator/stats`, plus the request log line (method/route/status only; never
+//! bodies or secrets).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -101,12 +103,35 @@ impl Stats {
     }
 }
 
+/// Label under which requests with a non-standard method are counted.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// The method as counted: standard methods by name, any other token (clients may invent as
+/// many as they like) as [`OTHER_METHOD`], so the counters stay bounded.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or(OTHER_METHOD, |m| m.as_str())
+}
+
 /// Counts and logs every request outside the admin endpoints.
 pub async fn track(State(stats): State<Arc<Stats>>, request: Request, next: Next) -> Response {
     if request.uri().path().starts_with(ADMIN_PREFIX) {
         return next.run(request).await;
     }
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -2,7 +2,7 @@
 //! hand-off of snapshots to the state file after every mutation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -31,7 +31,7 @@ struct State {
 /// All integrations of all applications.
 pub struct Store {
     state: Mutex<State>,
-    persister: Option<Persister>,
+    persister: Option<Arc<Persister>>,
     list_lag: Duration,
 }
 
@@ -41,7 +41,7 @@ impl Store {
     /// Builds the store, loading the state file (if any) and adding the configured applications.
     pub fn open(
         applications: &[String],
-        persister: Option<Persister>,
+        persister: Option<Arc<Persister>>,
         seed: u64,
         list_lag: Duration,
     ) -> Result<Self, EmulatorError> {
@@ -99,7 +99,7 @@ impl Store {
             let now_ms = Timestamp::now().as_millisecond();
             let id = st.fresh_id(now_ms);
             let doc = new_doc(body, &id, app, now_ms);
-            let listed_from = (!self.list_lag.is_zero()).then(|| Instant::now() + self.list_lag);
+            let listed_from = (!self.list_lag.is_zero()).then(|| listed_after(self.list_lag));
             let record = Record {
                 doc: doc.clone(),
                 listed_from,
@@ -220,7 +220,8 @@ impl State {
     fn fresh_id(&mut self, now_ms: i64) -> String {
         let secs = u32::try_from(now_ms.div_euclid(1000)).unwrap_or(u32::MAX);
         loop {
-            self.id_counter = (self.id_counter + 1) & 0x00FF_FFFF;
+            // `wrapping_add`: the counter may come from a state file with any u32 in it.
+            self.id_counter = self.id_counter.wrapping_add(1) & 0x00FF_FFFF;
             let mut bytes = [0u8; 12];
             bytes[..4].copy_from_slice(&secs.to_be_bytes());
             self.rng.fill_bytes(&mut bytes[4..9]);
@@ -231,6 +232,14 @@ impl State {
             }
         }
     }
+}
+
+/// The instant a record created now joins lists. A lag beyond what the clock can represent
+/// (e.g. `Duration::MAX`) would overflow `Instant`; it means "not in this process's lifetime".
+fn listed_after(lag: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(u32::MAX as u64);
+    let now = Instant::now();
+    now.checked_add(lag.min(FAR)).unwrap_or(now)
 }
 
 fn find<'a>(st: &'a State, app: &str, id: &str) -> Result<&'a Record, ApiError> {
@@ -294,6 +303,19 @@ mod tests {
     fn timestamp_format() {
         assert_eq!(iso_millis(1_465_790_400_000), "2016-06-13T04:00:00.000Z");
         assert_eq!(iso_millis(1_465_790_400_123), "2016-06-13T04:00:00.123Z");
+    }
+
+    #[tokio::test]
+    async fn an_endless_list_lag_hides_instead_of_panicking() {
+        let app = "575ec8687ae143cd83dc4a97".to_owned();
+        let store = Store::open(std::slice::from_ref(&app), None, 1, Duration::MAX).unwrap();
+        let body = json!({"name": "n", "integrationType": "sqs"});
+        let Value::Object(body) = body else {
+            unreachable!()
+        };
+        let doc = store.create(&app, body).await.unwrap();
+        assert!(store.listable(&app).unwrap().is_empty());
+        assert!(store.get(&app, id_of(&doc)).is_ok());
     }
 
     #[test]
