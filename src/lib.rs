@@ -10,6 +10,7 @@
 pub mod controller;
 pub mod crd;
 pub mod emulator;
+pub mod failpoint;
 pub mod losant;
 pub mod sync;
 pub mod telemetry;

@@ -26,6 +26,9 @@ pub struct Settings {
     pub initial_backoff: Duration,
     /// Longest backoff.
     pub max_backoff: Duration,
+    /// How long a create whose outcome is unknown is waited for (to show in lists) before the
+    /// operator creates again.
+    pub create_grace_period: Duration,
     /// Reconciles in flight per controller.
     pub concurrency: u16,
     /// Limits for requests to each Losant API URL and token.
@@ -40,6 +43,7 @@ impl Default for Settings {
             stalled_retry_interval: Duration::from_secs(300),
             initial_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
+            create_grace_period: Duration::from_secs(30),
             concurrency: 8,
             losant_limits: RateLimits::default(),
         }

@@ -36,8 +36,11 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, serde_json::Error> {
     {
         add_integration_rules(spec);
     }
+    let mut application = serde_json::to_value(LosantApplication::crd())?;
+    strip_nullable(&mut integration);
+    strip_nullable(&mut application);
     Ok(vec![
-        LosantApplication::crd(),
+        serde_json::from_value(application)?,
         serde_json::from_value(integration)?,
     ])
 }
@@ -63,7 +66,9 @@ pub enum CrdError {
     Yaml(String),
 }
 
-/// Adds the cross-field rules to the `Integration` spec schema.
+/// Adds the cross-field rules to the `Integration` spec schema. Each rule is an `anyOf` whose
+/// first branch is the one a valid spec usually fails, because a 1.20 API server reports only the
+/// first branch's error: this way the message names the config block.
 fn add_integration_rules(spec: &mut Value) {
     let type_is =
         |t: IntegrationTypeSpec| json!({"properties": {"integrationType": {"enum": [t.as_str()]}}});
@@ -71,10 +76,10 @@ fn add_integration_rules(spec: &mut Value) {
     for t in IntegrationTypeSpec::ALL {
         let field = t.config_field();
         // A config block may only appear with its own type…
-        rules.push(json!({"anyOf": [{"not": {"required": [field]}}, type_is(t)]}));
+        rules.push(json!({"anyOf": [{"properties": {field: {"not": {}}}}, type_is(t)]}));
         // …and must appear when its Losant object has required fields.
         if t.config_required() {
-            rules.push(json!({"anyOf": [{"not": type_is(t)}, {"required": [field]}]}));
+            rules.push(json!({"anyOf": [{"required": [field]}, {"not": type_is(t)}]}));
         }
     }
     spec["allOf"] = Value::Array(rules);
@@ -85,5 +90,22 @@ fn add_integration_rules(spec: &mut Value) {
     if let Some(header) = spec.pointer_mut("/properties/websocketConfig/properties/headers/items") {
         header["oneOf"] =
             json!([{"required": ["headerValue"]}, {"required": ["headerValueSecretRef"]}]);
+    }
+}
+
+/// Removes `nullable: true` everywhere. A 1.20 API server publishes nullable fields in its
+/// OpenAPI v2 document without their type and properties, so `kubectl explain` shows nothing
+/// inside them and kubectl cannot flag unknown fields there (an inline `password` would be
+/// silently dropped instead of refused). Optional fields are simply left out instead of null.
+fn strip_nullable(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                map.remove("nullable");
+            }
+            map.values_mut().for_each(strip_nullable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nullable),
+        _ => {}
     }
 }

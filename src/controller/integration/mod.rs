@@ -12,11 +12,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, ResourceExt};
+use kube::api::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource};
+
+mod cleanup;
+mod record;
 
 use super::context::Context;
 use super::error::Error;
@@ -87,7 +90,7 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &api, &namespace, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &api, &namespace, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup::cleanup(&obj, &api, &namespace, &ctx).await,
         }
     })
     .await
@@ -110,9 +113,16 @@ async fn apply(
 ) -> Result<Action, Error> {
     let previous = obj.status.clone().unwrap_or_default();
     let now = Time(Timestamp::now());
-    let result = sync(obj, &previous, namespace, ctx).await;
+    let result = sync(obj, api, &previous, namespace, ctx).await;
     let (next, health, action) = match result {
         Ok(synced) => {
+            let (id, app) = (&synced.remote.id, &synced.application_id);
+            if !record::records(obj, id, app, synced.origin) {
+                record::record(api, &obj.name_any(), id, app, synced.origin).await?;
+            }
+            if synced.wrote.is_some() {
+                crate::failpoint::hit("before-status");
+            }
             ctx.reset_backoff(&key(obj));
             let health = Health::Ready {
                 reason: "Synced",
@@ -172,6 +182,7 @@ fn succeeded_status(
 /// Resolves everything, finds the remote, and makes it match.
 async fn sync(
     obj: &Integration,
+    api: &Api<Integration>,
     previous: &IntegrationStatus,
     namespace: &str,
     ctx: &Context,
@@ -195,8 +206,10 @@ async fn sync(
     if !same_place && let Some(old_id) = &previous.integration_id {
         leave_old_application(obj, previous, old_id, &client, ctx).await;
     }
-    let known_id = previous.integration_id.clone().filter(|_| same_place);
+    let recorded = record::recorded(obj, previous, &application_id, &api_url);
+    let known_id = recorded.as_ref().map(|r| r.id.clone());
     let secrets_changed = !same_place || resolved.versions != previous.applied_secret_versions;
+    let pending = record::create_pending(obj);
 
     let (remote, origin, recreate_of) = match &known_id {
         Some(id) => {
@@ -205,9 +218,10 @@ async fn sync(
                 && conditions::ready_condition(&previous.conditions)
                     .is_some_and(|c| c.status == "True");
             match read_known(&client, &application_id, id, unchanged, previous, ctx).await? {
+                // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
                 Some(remote) => (
                     Some(remote),
-                    previous.origin.unwrap_or(Origin::Created),
+                    recorded.and_then(|r| r.origin).unwrap_or(Origin::Adopted),
                     None,
                 ),
                 None => (None, Origin::Created, Some(id.clone())),
@@ -218,8 +232,11 @@ async fn sync(
                 .find_by_name(&application_id, &desired.name)
                 .await
                 .map_err(|e| Failure::losant("looking the integration up by name", &e))?;
-            match locate::choose(matches, obj.spec.adoption_policy, false) {
-                Lookup::Create => (None, Origin::Created, None),
+            match locate::choose(matches, obj.spec.adoption_policy, pending.is_some()) {
+                Lookup::Create => {
+                    wait_for_pending_create(pending, ctx)?;
+                    (None, Origin::Created, None)
+                }
                 Lookup::Take(remote, origin) => (Some(*remote), origin, None),
                 Lookup::Ambiguous { count } => {
                     return Err(Failure::permanent(
@@ -251,17 +268,13 @@ async fn sync(
         fields,
         secrets_changed,
     };
-    let (remote, wrote) = execute(
-        &client,
-        &application_id,
-        &desired,
-        remote,
-        &last,
+    let target = Target {
+        client: &client,
+        application_id: &application_id,
+        api,
         obj,
-        previous,
-        recreate_of,
-    )
-    .await?;
+    };
+    let (remote, wrote) = execute(&target, &desired, remote, &last, previous, recreate_of).await?;
     let wrote = match (wrote, adopted_now) {
         (None, true) => Some(Wrote::Adopted { patched: vec![] }),
         (Some(Wrote::Patched { fields, .. }), true) => Some(Wrote::Adopted { patched: fields }),
@@ -381,23 +394,65 @@ async fn read_known(
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the steps' results, passed on once
+/// Where writes go.
+struct Target<'a> {
+    client: &'a losant::Client,
+    application_id: &'a str,
+    api: &'a Api<Integration>,
+    obj: &'a Integration,
+}
+
+/// Refuses to create again while an earlier create may still be in flight (its answer lost, or
+/// lists lagging behind it), until the grace period has passed.
+fn wait_for_pending_create(pending: Option<Timestamp>, ctx: &Context) -> Result<(), Stop> {
+    let Some(since) = pending else {
+        return Ok(());
+    };
+    let grace = ctx.settings.create_grace_period;
+    let waited = Timestamp::now().duration_since(since).unsigned_abs();
+    if waited >= grace {
+        return Ok(());
+    }
+    let remaining = grace - waited;
+    Err(Failure::Transient {
+        reason: "CreatePending",
+        message: format!(
+            "a create sent at {since} is not visible yet; waiting up to {}s more before creating again",
+            remaining.as_secs()
+        ),
+        retry_after: Some(remaining.min(std::time::Duration::from_secs(5))),
+    }
+    .into())
+}
+
 async fn execute(
-    client: &losant::Client,
-    application_id: &str,
+    target: &Target<'_>,
     desired: &Desired,
     remote: Option<losant::Integration>,
     last: &LastApplied<'_>,
-    obj: &Integration,
     previous: &IntegrationStatus,
     recreate_of: Option<String>,
 ) -> Result<(losant::Integration, Option<Wrote>), Stop> {
+    let Target {
+        client,
+        application_id,
+        api,
+        obj,
+    } = *target;
     match plan::plan(desired, remote.as_ref(), last) {
         Plan::Create(post) => {
-            let created = client
-                .create(application_id, &post)
-                .await
-                .map_err(|e| Failure::losant("creating the integration", &e))?;
+            record::mark_create_pending(api, &obj.name_any(), Timestamp::now()).await?;
+            let created = match client.create(application_id, &post).await {
+                Ok(created) => created,
+                Err(error) => {
+                    // Only an answer that proves nothing was created may clear the marker.
+                    if !error.write_outcome_unknown() {
+                        record::clear_create_pending(api, &obj.name_any()).await?;
+                    }
+                    return Err(Failure::losant("creating the integration", &error).into());
+                }
+            };
+            crate::failpoint::hit("after-post");
             let wrote = match recreate_of {
                 Some(old_id) => Wrote::Recreated { old_id },
                 None => Wrote::Created,
@@ -568,112 +623,4 @@ async fn announce_failure(
         health.message().to_owned(),
     )
     .await;
-}
-
-/// Deletion: the remote follows the deletion policy, then the finalizer goes.
-async fn cleanup(
-    obj: &Integration,
-    api: &Api<Integration>,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
-    let (Some(id), Some(application_id)) = (&previous.integration_id, &previous.application_id)
-    else {
-        return Ok(Action::await_change());
-    };
-    if policy == DeletionPolicy::Orphan {
-        let note = format!(
-            "left integration {id} in application {application_id} (deletionPolicy Orphan)"
-        );
-        ctx.event(
-            &obj.object_ref(&()),
-            EventType::Normal,
-            "Orphaned",
-            "Delete",
-            note,
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    match delete_remote(obj, &previous, id, application_id, namespace, ctx).await {
-        Ok(()) => {
-            ctx.reset_backoff(&key(obj));
-            let note = format!("deleted integration {id} from application {application_id}");
-            ctx.event(
-                &obj.object_ref(&()),
-                EventType::Normal,
-                "Deleted",
-                "Delete",
-                note,
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        Err(Stop::Kube(error)) => Err(error),
-        Err(Stop::Failed(failure)) => {
-            // Keep the finalizer: report why, and fail so the controller retries with backoff.
-            let health = match failure {
-                Failure::Permanent { message, .. } => Health::Stalled {
-                    reason: "DeletionBlocked",
-                    message,
-                },
-                Failure::Transient { message, .. } => Health::Progressing {
-                    reason: "Deleting",
-                    message,
-                },
-            };
-            let now = Time(Timestamp::now());
-            let mut next = previous.clone();
-            next.conditions = conditions::conditions(
-                &health,
-                obj.metadata.generation,
-                &previous.conditions,
-                &now,
-            );
-            announce_failure(obj, &previous, &health, ctx).await;
-            status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
-            Err(Error::DeletionBlocked)
-        }
-    }
-}
-
-async fn delete_remote(
-    obj: &Integration,
-    previous: &IntegrationStatus,
-    id: &str,
-    application_id: &str,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<(), Stop> {
-    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
-    // The application it was created in, even if the spec now names another object.
-    let candidates = apps
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list LosantApplications"))?;
-    let api_url = previous.api_url.clone().unwrap_or_default();
-    let app = candidates
-        .items
-        .into_iter()
-        .filter(|a| a.spec.application_id.eq_ignore_ascii_case(application_id) && a.spec.api_url.trim_end_matches('/') == api_url)
-        .min_by_key(|a| a.name_any() != obj.spec.application_ref.name)
-        .ok_or_else(|| {
-            Failure::permanent(
-                "DeletionBlocked",
-                format!("no LosantApplication for application {application_id} is left in this namespace to delete integration {id} with; set deletionPolicy: Orphan to let go"),
-            )
-        })?;
-    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
-    let client = ctx
-        .losant
-        .get(&api_url, &token)
-        .map_err(|e| Failure::losant("setting up the Losant client", &e))?;
-    match client.delete(application_id, id).await {
-        Ok(()) => Ok(()),
-        Err(error) if error.is_not_found() => Ok(()),
-        Err(error) => Err(Failure::losant("deleting the integration", &error).into()),
-    }
 }

@@ -1,0 +1,246 @@
+//! Deletion of an `Integration`: the remote follows the deletion policy, then the finalizer goes.
+//!
+//! # Guarantees
+//! - The finalizer is removed only once the remote is confirmed deleted (a 404 counts: the
+//!   integration, or its whole application, is gone), or the policy is `Orphan`.
+//! - A create that was pending when the object was deleted is found by name and deleted too, so
+//!   a crash between POST and recording the id leaks nothing.
+//! - While deletion is impossible (revoked token, no application object left), the object says
+//!   `DeletionBlocked` and why; switching `deletionPolicy` to `Orphan` lets it finish.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, ResourceExt};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource};
+
+use super::super::context::Context;
+use super::super::error::Error;
+use super::super::outcome::Failure;
+use super::super::{secrets, status};
+use super::{Stop, announce_failure, key, record};
+use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
+use crate::losant;
+use crate::sync::conditions::{self, Health};
+use crate::sync::locate;
+
+/// What deletion has to deal with.
+struct Doomed {
+    id: String,
+    application_id: String,
+    origin: Option<Origin>,
+}
+
+/// Deletes (or orphans) the remote, then lets the finalizer go.
+pub async fn cleanup(
+    obj: &Integration,
+    api: &Api<Integration>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let previous = obj.status.clone().unwrap_or_default();
+    match delete(obj, &previous, namespace, ctx).await {
+        Ok(note) => {
+            ctx.reset_backoff(&key(obj));
+            if let Some((reason, note)) = note {
+                ctx.event(
+                    &obj.object_ref(&()),
+                    EventType::Normal,
+                    reason,
+                    "Delete",
+                    note,
+                )
+                .await;
+            }
+            crate::failpoint::hit("after-delete");
+            Ok(Action::await_change())
+        }
+        Err(Stop::Kube(error)) => Err(error),
+        Err(Stop::Failed(failure)) => {
+            // Keep the finalizer: say why, and fail so the controller retries with backoff.
+            let health = match failure {
+                Failure::Permanent { message, .. } => Health::Stalled {
+                    reason: "DeletionBlocked",
+                    message,
+                },
+                Failure::Transient { message, .. } => Health::Progressing {
+                    reason: "Deleting",
+                    message,
+                },
+            };
+            let now = Time(Timestamp::now());
+            let mut next = previous.clone();
+            next.conditions = conditions::conditions(
+                &health,
+                obj.metadata.generation,
+                &previous.conditions,
+                &now,
+            );
+            announce_failure(obj, &previous, &health, ctx).await;
+            status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
+            Err(Error::DeletionBlocked)
+        }
+    }
+}
+
+/// Does the deletion; returns the event to publish, if any.
+async fn delete(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<(&'static str, String)>, Stop> {
+    let pending = record::create_pending(obj);
+    let recorded = previous
+        .integration_id
+        .clone()
+        .zip(previous.application_id.clone())
+        .map(|(id, application_id)| Doomed {
+            id,
+            application_id,
+            origin: previous.origin,
+        });
+    let recorded = recorded.or_else(|| annotated(obj));
+    // A pending create is the operator's own, and deleted by default.
+    let origin = recorded
+        .as_ref()
+        .and_then(|r| r.origin)
+        .or(pending.map(|_| Origin::Created));
+    if locate::effective_deletion_policy(obj.spec.deletion_policy, origin) == DeletionPolicy::Orphan
+    {
+        return Ok(recorded.map(|r| {
+            (
+                "Orphaned",
+                format!(
+                    "left integration {} in application {} (deletionPolicy Orphan)",
+                    r.id, r.application_id
+                ),
+            )
+        }));
+    }
+    let doomed = match recorded {
+        Some(doomed) => doomed,
+        None if pending.is_some() => match find_pending(obj, namespace, ctx, pending).await? {
+            Some(doomed) => doomed,
+            None => return Ok(None),
+        },
+        None => return Ok(None),
+    };
+    let api_url = previous.api_url.clone();
+    let client = client_for(
+        obj,
+        &doomed.application_id,
+        api_url.as_deref(),
+        namespace,
+        ctx,
+    )
+    .await?;
+    match client.delete(&doomed.application_id, &doomed.id).await {
+        Ok(()) => {}
+        // The integration, or its whole application, is gone: nothing left to delete.
+        Err(error) if error.is_not_found() => {}
+        Err(error) => return Err(Failure::losant("deleting the integration", &error).into()),
+    }
+    Ok(Some((
+        "Deleted",
+        format!(
+            "deleted integration {} from application {}",
+            doomed.id, doomed.application_id
+        ),
+    )))
+}
+
+fn annotated(obj: &Integration) -> Option<Doomed> {
+    let annotations = obj.metadata.annotations.as_ref()?;
+    let origin = match annotations.get(record::ORIGIN).map(String::as_str) {
+        Some("Created") => Some(Origin::Created),
+        Some("Adopted") => Some(Origin::Adopted),
+        _ => None,
+    };
+    Some(Doomed {
+        id: annotations.get(record::INTEGRATION_ID)?.clone(),
+        application_id: annotations.get(record::APPLICATION_ID)?.clone(),
+        origin,
+    })
+}
+
+/// The integration a pending create made, found by name in the spec's application. `None` when
+/// nothing was created (after the grace period).
+async fn find_pending(
+    obj: &Integration,
+    namespace: &str,
+    ctx: &Context,
+    pending: Option<Timestamp>,
+) -> Result<Option<Doomed>, Stop> {
+    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    let Some(app) = apps
+        .get_opt(&obj.spec.application_ref.name)
+        .await
+        .map_err(Error::kube("read the LosantApplication"))?
+    else {
+        return Err(Failure::permanent("DeletionBlocked", "a create was pending, and the LosantApplication to look for it with is gone; set deletionPolicy: Orphan to let go").into());
+    };
+    let application_id = app.spec.application_id.to_ascii_lowercase();
+    let client = client_for(
+        obj,
+        &application_id,
+        Some(app.spec.api_url.trim_end_matches('/')),
+        namespace,
+        ctx,
+    )
+    .await?;
+    let matches = client
+        .find_by_name(&application_id, obj.remote_name())
+        .await
+        .map_err(|e| Failure::losant("looking for the pending create", &e))?;
+    match matches.as_slice() {
+        [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
+        [] => {
+            let waited = pending.map(|since| Timestamp::now().duration_since(since).unsigned_abs()).unwrap_or_default();
+            if waited < ctx.settings.create_grace_period {
+                return Err(Failure::transient("Deleting", "a create may still show up in Losant's lists; waiting before letting go").into());
+            }
+            Ok(None)
+        }
+        many => Err(Failure::permanent(
+            "DeletionBlocked",
+            format!("a create was pending and {} integrations have its name; delete the right one in Losant, then set deletionPolicy: Orphan", many.len()),
+        )
+        .into()),
+    }
+}
+
+/// A client for the application, with the token of a `LosantApplication` of this namespace that
+/// names it (the spec's first, if it still does).
+async fn client_for(
+    obj: &Integration,
+    application_id: &str,
+    api_url: Option<&str>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<losant::Client, Stop> {
+    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    let candidates = apps
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list LosantApplications"))?;
+    let app = candidates
+        .items
+        .into_iter()
+        .filter(|a| a.spec.application_id.eq_ignore_ascii_case(application_id))
+        .filter(|a| api_url.is_none_or(|url| a.spec.api_url.trim_end_matches('/') == url))
+        .min_by_key(|a| a.name_any() != obj.spec.application_ref.name)
+        .ok_or_else(|| {
+            Failure::permanent(
+                "DeletionBlocked",
+                format!("no LosantApplication for application {application_id} is left in this namespace to delete the integration with; set deletionPolicy: Orphan to let go"),
+            )
+        })?;
+    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
+    ctx.losant
+        .get(app.spec.api_url.trim_end_matches('/'), &token)
+        .map_err(|e| Failure::losant("setting up the Losant client", &e).into())
+}
