@@ -142,7 +142,8 @@ async fn lists_page_sort_and_filter() {
 
 #[tokio::test]
 async fn find_by_name_follows_pages_the_server_clamps() {
-    let emulator = emulator(|_| {}).await;
+    // The server serves at most 100 items a page although the client asks for 1000.
+    let emulator = emulator(|c| c.max_per_page = 100).await;
     let unlimited = RateLimits {
         requests_per_second: f64::INFINITY,
         burst: 1,

@@ -23,6 +23,9 @@ type Slot = Arc<tokio::sync::Mutex<Option<Snapshot>>>;
 #[derive(Default)]
 pub struct Snapshots {
     slots: Mutex<HashMap<(String, String), Slot>>,
+    /// When this process last wrote each integration (by id): a snapshot older than that cannot
+    /// be trusted for it, whatever the (possibly stale) cached status says.
+    writes: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Snapshots {
@@ -51,6 +54,13 @@ impl Snapshots {
         // One refresh at a time per application; the others wait and share it.
         let mut snapshot = slot.lock().await;
         let now = Timestamp::now();
+        let written = self
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(id)
+            .copied();
+        let not_before = not_before.max(written);
         let fresh = snapshot.as_ref().is_some_and(|s| {
             let age = now.duration_since(s.taken).unsigned_abs();
             age <= max_age && not_before.is_none_or(|t| s.taken > t)
@@ -63,5 +73,18 @@ impl Snapshots {
             });
         }
         Ok(snapshot.as_ref().and_then(|s| s.by_id.get(id).cloned()))
+    }
+
+    /// Notes that this process just wrote integration `id`.
+    pub fn note_write(&self, id: &str) {
+        let mut writes = self
+            .writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Entries only matter for one resync interval; a bound keeps the map small.
+        if writes.len() > 100_000 {
+            writes.clear();
+        }
+        writes.insert(id.to_owned(), Timestamp::now());
     }
 }

@@ -106,11 +106,23 @@ fn key(obj: &Integration) -> String {
 }
 
 async fn apply(
-    obj: &Integration,
+    cached: &Integration,
     api: &Api<Integration>,
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
+    // The id is recorded in annotations just before status: a cached object caught between the
+    // two writes would look like one whose status was lost. Read the latest instead.
+    let latest;
+    let obj = if record::status_lags_annotations(cached) {
+        latest = api
+            .get(&cached.name_any())
+            .await
+            .map_err(Error::kube("read the Integration"))?;
+        &latest
+    } else {
+        cached
+    };
     let previous = obj.status.clone().unwrap_or_default();
     let now = Time(Timestamp::now());
     let result = sync(obj, api, &previous, namespace, ctx).await;
@@ -269,6 +281,7 @@ async fn sync(
         secrets_changed,
     };
     let target = Target {
+        ctx,
         client: &client,
         application_id: &application_id,
         api,
@@ -396,6 +409,7 @@ async fn read_known(
 
 /// Where writes go.
 struct Target<'a> {
+    ctx: &'a Context,
     client: &'a losant::Client,
     application_id: &'a str,
     api: &'a Api<Integration>,
@@ -434,6 +448,7 @@ async fn execute(
     recreate_of: Option<String>,
 ) -> Result<(losant::Integration, Option<Wrote>), Stop> {
     let Target {
+        ctx,
         client,
         application_id,
         api,
@@ -453,6 +468,7 @@ async fn execute(
                 }
             };
             crate::failpoint::hit("after-post");
+            ctx.snapshots.note_write(&created.id);
             let wrote = match recreate_of {
                 Some(old_id) => Wrote::Recreated { old_id },
                 None => Wrote::Created,
@@ -468,6 +484,7 @@ async fn execute(
                 .patch(application_id, &remote.id, &patch)
                 .await
                 .map_err(|e| Failure::losant("updating the integration", &e))?;
+            ctx.snapshots.note_write(&remote.id);
             let spec_changed = obj.metadata.generation != previous.observed_generation;
             Ok((
                 patched,

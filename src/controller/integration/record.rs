@@ -72,6 +72,15 @@ pub fn recorded(
     })
 }
 
+/// Whether the annotations record a remote id that status does not (yet) show.
+pub fn status_lags_annotations(obj: &Integration) -> bool {
+    let status_id = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.integration_id.as_deref());
+    annotation(obj, INTEGRATION_ID).is_some_and(|id| status_id != Some(id))
+}
+
 /// When the pending create started, if one is pending.
 pub fn create_pending(obj: &Integration) -> Option<Timestamp> {
     annotation(obj, CREATE_PENDING).map(|value| value.parse().unwrap_or(Timestamp::UNIX_EPOCH))
