@@ -177,8 +177,8 @@ async fn find_by_name_follows_pages_the_server_clamps() {
     let pages = emulator.stats().count("GET", COLLECTION_ROUTE, 200);
     assert_eq!(
         pages,
-        1 + 2,
-        "one page for the exact name, two for the wildcard"
+        1 + 11,
+        "one page for the exact name, eleven clamped pages of 100 for the wildcard"
     );
 }
 
