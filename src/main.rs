@@ -38,6 +38,10 @@ struct RunArgs {
     /// How often each LosantApplication's token is re-checked.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     application_recheck_interval: Duration,
+    /// How long a create whose answer was lost is waited for (to show in Losant's lists) before
+    /// creating again. Keep it above how far Losant's lists may lag behind creates.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    create_grace_period: Duration,
     /// Reconciles in flight per controller.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
@@ -122,6 +126,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         resync_interval: args.resync_interval,
         application_recheck_interval: args.application_recheck_interval,
+        create_grace_period: args.create_grace_period,
         concurrency: args.concurrency,
         losant_limits: limits,
         ..Settings::default()
