@@ -9,7 +9,7 @@ use clap::Parser;
 
 use super::config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PER_PAGE, EmulatorConfig, RetryAfterForm, SecretEcho,
-    TokenSpec, is_object_id,
+    TlsFiles, TokenSpec, is_object_id,
 };
 
 /// The one-line description shown by `--help` (the crate description is the operator's).
@@ -65,6 +65,12 @@ pub struct EmulatorArgs {
     /// Largest list page; a bigger `perPage` is clamped to it (the envelope reports the result).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_PAGE, value_parser = parse_max_per_page)]
     pub max_per_page: u64,
+    /// Serve HTTPS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the --tls-cert certificate.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl EmulatorArgs {
@@ -85,6 +91,11 @@ impl EmulatorArgs {
             server_defaults: self.server_defaults,
             max_body_bytes: self.max_body_bytes,
             max_per_page: self.max_per_page,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                // clap refuses one without the other.
+                _ => None,
+            },
         }
     }
 }
@@ -163,6 +174,23 @@ mod tests {
         assert_eq!(EmulatorConfig::default().max_per_page, DEFAULT_MAX_PER_PAGE);
         let args = EmulatorArgs::try_parse_from(["x", "--max-per-page", "10"]).unwrap();
         assert_eq!(args.into_config().max_per_page, 10);
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs() {
+        let plain = EmulatorArgs::try_parse_from(["x"]).unwrap().into_config();
+        assert_eq!(plain.tls, None);
+        let args = EmulatorArgs::try_parse_from(["x", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap();
+        assert_eq!(
+            args.into_config().tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(EmulatorArgs::try_parse_from(["x", "--tls-cert", "c.pem"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["x", "--tls-key", "k.pem"]).is_err());
     }
 
     #[test]

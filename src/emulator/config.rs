@@ -51,6 +51,17 @@ pub struct EmulatorConfig {
     /// Largest list page (at least 1); a bigger `perPage` is clamped to it, and the envelope's
     /// `perPage` reports the size actually used.
     pub max_per_page: u64,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files that make the emulator serve HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server certificate, optionally followed by its intermediates (PEM).
+    pub cert: PathBuf,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for EmulatorConfig {
@@ -71,6 +82,7 @@ impl Default for EmulatorConfig {
             server_defaults: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_per_page: DEFAULT_MAX_PER_PAGE,
+            tls: None,
         }
     }
 }

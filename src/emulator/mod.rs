@@ -2,7 +2,7 @@
 //! `/applications/{applicationId}/integrations[/{integrationId}]`, with realism knobs
 //! (latency, rate limits, injected faults, list lag, secret echo modes, server defaults) and
 //! request statistics. The `losant-emulator` binary and in-process tests both start it via
-//! [`spawn`].
+//! [`spawn`], over plain HTTP or, with [`EmulatorConfig::tls`], over HTTPS.
 
 mod auth;
 mod body;
@@ -16,6 +16,7 @@ mod persist;
 mod shape;
 pub mod stats;
 mod store;
+mod tls;
 pub mod validate;
 
 use std::io;
@@ -32,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorConfig, RetryAfterForm, SECRET_MASK, SecretEcho, TokenSpec};
+pub use config::{EmulatorConfig, RetryAfterForm, SECRET_MASK, SecretEcho, TlsFiles, TokenSpec};
 pub use stats::{RequestCount, StatsSnapshot};
 
 use handlers::Shared;
@@ -59,6 +60,10 @@ pub enum EmulatorError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile { path: PathBuf, source: io::Error },
+    #[error("invalid TLS setup: {0}")]
+    Tls(String),
     #[error("server failed: {0}")]
     Server(io::Error),
 }
@@ -109,8 +114,10 @@ pub fn router(config: &EmulatorConfig) -> Result<Router, EmulatorError> {
     Ok(routes(build_shared(config)?, config.latency))
 }
 
-/// Binds `config.listen` and serves in a background task until shut down.
+/// Binds `config.listen` and serves in a background task until shut down: HTTPS when
+/// `config.tls` is set (the certificate and key are read before binding), else plain HTTP.
 pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let shared = build_shared(&config)?;
     let listener =
         TcpListener::bind(config.listen)
@@ -127,15 +134,32 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = routes(shared.clone(), config.latency);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let https = tls.is_some();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+        Some(tls) => {
+            let listener =
+                tls::TlsListener::new(listener, tls).map_err(|source| EmulatorError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
+        }
+    };
     Ok(RunningEmulator {
         addr,
+        https,
         stop: Some(stop),
         task: Some(task),
         shared,
@@ -145,6 +169,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
 /// A running emulator. Dropping it also stops the server (without waiting).
 pub struct RunningEmulator {
     addr: SocketAddr,
+    https: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
     shared: Arc<Shared>,
@@ -156,9 +181,10 @@ impl RunningEmulator {
         self.addr
     }
 
-    /// `http://IP:PORT`, without a trailing slash.
+    /// `http://IP:PORT`, or `https://IP:PORT` when serving TLS, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Current request statistics (same document as `GET /_emulator/stats`).

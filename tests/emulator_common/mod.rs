@@ -1,8 +1,12 @@
 //! Shared helpers for the emulator integration tests: start an in-process emulator on an
-//! ephemeral loopback port and talk to it with a plain reqwest client.
+//! ephemeral loopback port (plain HTTP, or HTTPS with a generated CA) and talk to it with a
+//! reqwest client.
 #![allow(dead_code)]
 
-use losant_operator::emulator::{EmulatorConfig, RunningEmulator, TokenSpec, spawn};
+#[path = "../tls_support/mod.rs"]
+pub mod tls_support;
+
+use losant_operator::emulator::{EmulatorConfig, RunningEmulator, TlsFiles, TokenSpec, spawn};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -27,6 +31,39 @@ pub async fn start(config: EmulatorConfig) -> RunningEmulator {
 pub fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().build().expect("client builds")
+}
+
+/// An emulator serving HTTPS with a certificate from a fresh test CA. Keep it alive while the
+/// emulator runs: dropping it removes the certificate files.
+pub struct TlsEmulator {
+    pub emulator: RunningEmulator,
+    pub fixture: tls_support::TlsFixture,
+    pub dir: tls_support::TempDir,
+}
+
+/// Starts `config` over HTTPS with a new CA and server certificate (for 127.0.0.1/localhost).
+pub async fn start_tls(mut config: EmulatorConfig) -> TlsEmulator {
+    let dir = tls_support::TempDir::new("emulator-tls");
+    let fixture = tls_support::generate_ca_and_server_cert(dir.path());
+    config.tls = Some(TlsFiles {
+        cert: fixture.cert_path.clone(),
+        key: fixture.key_path.clone(),
+    });
+    TlsEmulator {
+        emulator: start(config).await,
+        fixture,
+        dir,
+    }
+}
+
+/// A reqwest client that trusts `ca_pem` besides the system roots.
+pub fn client_trusting(ca_pem: &str) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).expect("CA is PEM");
+    Client::builder()
+        .tls_certs_merge(certs)
+        .build()
+        .expect("client builds")
 }
 
 /// The official `integrationPost` example.
