@@ -5,12 +5,14 @@
 //! - [`controller`]: the kube-runtime wiring (watches, reconcilers, status, events);
 //! - [`crd`]: the Kubernetes API types and their CRDs;
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
-//! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches.
+//! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
+//! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown.
 
 pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod failpoint;
 pub mod losant;
+pub mod ops;
 pub mod sync;
 pub mod telemetry;

@@ -1,10 +1,12 @@
 //! The `losant-operator` command line: `run` the controllers, or print the `crds`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use losant_operator::controller::{self, Settings};
 use losant_operator::losant::RateLimits;
+use losant_operator::ops::{self, LeaderConfig, OpsConfig, leader};
 use losant_operator::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -17,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (YAML) to install.
     Crds,
 }
@@ -60,6 +62,33 @@ struct RunArgs {
     /// Log filter when RUST_LOG is unset (e.g. info, losant_operator=debug).
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Address of /metrics, /healthz and /readyz (port 0: any free port; the bound address is
+    /// logged as `metrics server listening on ADDR`).
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8080",
+        env = "LOSANT_OPERATOR_METRICS_ADDR"
+    )]
+    metrics_addr: SocketAddr,
+    /// Elect a leader among replicas with a coordination.k8s.io Lease; only the leader
+    /// reconciles, the others keep warm caches and take over when it goes.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// How long a leader's claim lasts without renewal, as observed by the other replicas.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// How long a leader keeps failing to renew before it stops reconciling (and exits).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    /// How often replicas try to acquire or renew the lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    retry_period: Duration,
+    /// How long reconciles in flight at SIGTERM may take to finish before the process exits.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    shutdown_timeout: Duration,
 }
 
 impl Default for RunArgs {
@@ -67,7 +96,7 @@ impl Default for RunArgs {
         // Same defaults as the flags, for `losant-operator` with no subcommand.
         let parsed = Cli::parse_from(["losant-operator", "run"]);
         match parsed.command {
-            Some(Command::Run(args)) => args,
+            Some(Command::Run(args)) => *args,
             _ => unreachable!("`run` parses as Run"),
         }
     }
@@ -106,7 +135,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", losant_operator::crd::crds_yaml()?);
             Ok(())
         }
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         None => run(RunArgs::default()),
     }
 }
@@ -132,11 +161,36 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
+    let ops_config = ops_config(&args);
     runtime.block_on(async move {
         let kube = kube::Client::try_default().await?;
         tracing::info!(namespaces = ?args.namespaces, resync = ?settings.resync_interval, "losant-operator starting");
-        controller::run(kube, args.namespaces, settings).await
+        let started = ops::start(&kube, ops_config).await?;
+        let result =
+            controller::run_with(kube, args.namespaces, settings, started.operations()).await;
+        // Release the lease even after a failure, unless leadership was what failed.
+        let finished = started.finish().await;
+        result?;
+        finished?;
+        tracing::info!("losant-operator stopped");
+        Ok(())
     })
+}
+
+fn ops_config(args: &RunArgs) -> OpsConfig {
+    OpsConfig {
+        metrics_addr: Some(args.metrics_addr),
+        leader: args.leader_elect.then(|| LeaderConfig {
+            namespace: args.leader_election_namespace.clone(),
+            name: leader::LEASE_NAME.to_owned(),
+            identity: leader::default_identity(),
+            lease_duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+        }),
+        shutdown_timeout: args.shutdown_timeout,
+        expected_schema_version: None,
+    }
 }
 
 #[cfg(test)]

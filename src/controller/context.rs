@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use super::clients::LosantClients;
 use super::snapshot::Snapshots;
 use crate::losant::RateLimits;
+use crate::ops::Metrics;
 use crate::sync::conditions::truncate;
 
 /// Tunables of the controllers.
@@ -60,13 +61,20 @@ pub struct Context {
     pub snapshots: Snapshots,
     /// Settings.
     pub settings: Settings,
+    /// Prometheus metrics: `metrics.drift_corrected()` after reverting a change made in Losant.
+    pub metrics: Metrics,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for `kube` with `settings`.
+    /// A context for `kube` with `settings`, with metrics of its own.
     pub fn new(kube: kube::Client, settings: Settings) -> Self {
+        Self::with_metrics(kube, settings, Metrics::new())
+    }
+
+    /// A context for `kube` with `settings`, recording into `metrics`.
+    pub fn with_metrics(kube: kube::Client, settings: Settings, metrics: Metrics) -> Self {
         let reporter = Reporter {
             controller: "losant-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -77,6 +85,7 @@ impl Context {
             snapshots: Snapshots::default(),
             kube,
             settings,
+            metrics,
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -29,37 +29,69 @@ use kube::{Api, ResourceExt};
 pub use context::{Context, Settings};
 pub use error::Error;
 
-use crate::crd::{Integration, LosantApplication};
+use crate::crd::{Integration, LosantApplication, condition};
+use crate::ops::Operations;
 use crate::sync::desired::secret_refs;
 
-/// Runs the controllers until a termination signal. `namespaces` empty means all namespaces.
+/// Runs the controllers until a termination signal, always reconciling (no leader election)
+/// and without an operations server. `namespaces` empty means all namespaces.
 pub async fn run(
     kube: kube::Client,
     namespaces: Vec<String>,
     settings: Settings,
 ) -> anyhow::Result<()> {
-    ensure_crds_installed(&kube).await?;
-    let ctx = Arc::new(Context::new(kube.clone(), settings));
+    let ops = Operations::standalone();
+    ops.shutdown.on_signals()?;
+    run_with(kube, namespaces, settings, ops).await
+}
+
+/// Runs the controllers with `ops` (metrics, readiness, the leadership gate and the shutdown
+/// signal) until shutdown is requested or leadership is lost. `namespaces` empty means all
+/// namespaces.
+pub async fn run_with(
+    kube: kube::Client,
+    namespaces: Vec<String>,
+    settings: Settings,
+    ops: Operations,
+) -> anyhow::Result<()> {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.into_iter().map(Some).collect()
     };
+    ensure_crds_installed(&kube, &scopes).await?;
+    if !ops.wait_for_current_crds(&kube).await? {
+        return Ok(());
+    }
+    let ctx = Arc::new(Context::with_metrics(
+        kube.clone(),
+        settings,
+        ops.metrics.clone(),
+    ));
+    // Two watch caches per scope; /readyz waits for all of them.
+    ops.readiness.expect(2 * scopes.len());
     let mut controllers = Vec::new();
     for scope in scopes {
         controllers.push(tokio::spawn(run_applications(
             kube.clone(),
             scope.clone(),
             Arc::clone(&ctx),
+            ops.clone(),
         )));
         controllers.push(tokio::spawn(run_integrations(
             kube.clone(),
             scope,
             Arc::clone(&ctx),
+            ops.clone(),
         )));
     }
-    for controller in futures::future::join_all(controllers).await {
-        controller?;
+    if let Some(finished) = ops
+        .supervise(futures::future::join_all(controllers))
+        .await?
+    {
+        for controller in finished {
+            controller?;
+        }
     }
     Ok(())
 }
@@ -82,14 +114,20 @@ fn secret_metadata(kube: &kube::Client, namespace: Option<&str>) -> Api<PartialO
     }
 }
 
-async fn ensure_crds_installed(kube: &kube::Client) -> anyhow::Result<()> {
+/// Probes the first watched scope only: with namespaced RBAC a list across all namespaces
+/// would be forbidden even though the CRDs are there.
+async fn ensure_crds_installed(
+    kube: &kube::Client,
+    scopes: &[Option<String>],
+) -> anyhow::Result<()> {
     let probe = ListParams::default().limit(1);
+    let scope = scopes.first().and_then(Option::as_deref);
     for result in [
-        Api::<Integration>::all(kube.clone())
+        api::<Integration>(kube, scope)
             .list(&probe)
             .await
             .map(|_| ()),
-        Api::<LosantApplication>::all(kube.clone())
+        api::<LosantApplication>(kube, scope)
             .list(&probe)
             .await
             .map(|_| ()),
@@ -107,29 +145,56 @@ fn controller_config(ctx: &Context) -> ControllerConfig {
     ControllerConfig::default().concurrency(ctx.settings.concurrency)
 }
 
-async fn run_applications(kube: kube::Client, namespace: Option<String>, ctx: Arc<Context>) {
+async fn run_applications(
+    kube: kube::Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    ops: Operations,
+) {
     let apps = api::<LosantApplication>(&kube, namespace.as_deref());
     let controller =
         Controller::new(apps, watcher::Config::default()).with_config(controller_config(&ctx));
     let store = controller.store();
+    ops.watch_cache(
+        "LosantApplication",
+        namespace.as_deref(),
+        controller.store(),
+        |app| ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice())),
+    );
     controller
         .watches(
             secret_metadata(&kube, namespace.as_deref()),
             watcher::Config::default(),
             move |secret| applications_using(&store, &secret),
         )
-        .shutdown_on_signal()
-        .run(application::reconcile, error_policy, ctx)
+        .reconcile_all_on(ops.leadership.gained())
+        .graceful_shutdown_on(ops.shutdown.requested())
+        .run(
+            move |app, ctx| ops.reconcile("LosantApplication", app, ctx, application::reconcile),
+            error_policy,
+            ctx,
+        )
         .for_each(log_result)
         .await;
 }
 
-async fn run_integrations(kube: kube::Client, namespace: Option<String>, ctx: Arc<Context>) {
+async fn run_integrations(
+    kube: kube::Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    ops: Operations,
+) {
     let integrations = api::<Integration>(&kube, namespace.as_deref());
     let controller = Controller::new(integrations, watcher::Config::default())
         .with_config(controller_config(&ctx));
     let by_app = controller.store();
     let by_secret = controller.store();
+    ops.watch_cache(
+        "Integration",
+        namespace.as_deref(),
+        controller.store(),
+        |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
+    );
     controller
         .watches(
             api::<LosantApplication>(&kube, namespace.as_deref()),
@@ -141,10 +206,25 @@ async fn run_integrations(kube: kube::Client, namespace: Option<String>, ctx: Ar
             watcher::Config::default(),
             move |secret| integrations_using(&by_secret, &secret),
         )
-        .shutdown_on_signal()
-        .run(integration::reconcile, error_policy, ctx)
+        .reconcile_all_on(ops.leadership.gained())
+        .graceful_shutdown_on(ops.shutdown.requested())
+        .run(
+            move |i, ctx| ops.reconcile("Integration", i, ctx, integration::reconcile),
+            error_policy,
+            ctx,
+        )
         .for_each(log_result)
         .await;
+}
+
+/// The reason of the `Ready` condition among `conditions`, for the objects-by-reason gauge.
+fn ready_reason(
+    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+) -> Option<String> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == condition::READY)
+        .map(|c| c.reason.clone())
 }
 
 fn applications_using<S: ResourceExt>(

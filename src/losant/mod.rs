@@ -12,6 +12,7 @@ mod enums;
 mod error;
 mod limiter;
 mod model;
+mod observe;
 mod retry;
 mod secret;
 
@@ -32,5 +33,6 @@ pub use model::{
     FieldPatch, Integration, IntegrationPage, IntegrationPatch, IntegrationPost, ListQuery,
     UnreadableItem,
 };
+pub use observe::RequestObserver;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
