@@ -15,7 +15,7 @@ use kube::{Api, Resource};
 use super::context::Context;
 use super::error::Error;
 use super::outcome::Failure;
-use super::{secrets, status};
+use super::{in_use, secrets, status};
 use crate::crd::{LosantApplication, LosantApplicationStatus};
 use crate::losant::ListQuery;
 use crate::sync::conditions::{self, Health};
@@ -24,6 +24,10 @@ use crate::sync::conditions::{self, Health};
 pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
     let key = format!("LosantApplication/{namespace}/{}", app.name_any());
+    if manage_in_use(&app, &namespace, &ctx).await? {
+        // Deleted and no longer used: let it go (nothing left to report on).
+        return Ok(Action::await_change());
+    }
     let result = verify(&app, &namespace, &ctx).await?;
     let (health, action) = match result {
         Ok(()) => {
@@ -133,4 +137,48 @@ async fn verify(
 
 fn outcome_text(error: &crate::losant::Error) -> String {
     super::outcome::describe(error)
+}
+
+/// Keeps the in-use finalizers of the application and its token Secret in step with whether any
+/// Integration references the application. Returns true when the application is being deleted
+/// and was released.
+async fn manage_in_use(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<bool, Error> {
+    let Some(stores) = ctx
+        .integration_stores(std::time::Duration::from_secs(2))
+        .await
+    else {
+        // The caches are not there yet: leave the finalizers as they are; the next reconcile
+        // (an Integration event or the periodic re-check) settles them.
+        tracing::debug!("Integration caches not synced yet; in-use finalizers left as they are");
+        return Ok(false);
+    };
+    let used = in_use::users(&stores, namespace, &app.name_any()) > 0;
+    let deleting = app.metadata.deletion_timestamp.is_some();
+    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    // No new finalizer may be added to an object being deleted.
+    if !deleting || !used {
+        in_use::set_finalizer(&apps, app, used && !deleting).await?;
+    }
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let secret_name = &app.spec.token_secret_ref.name;
+    if let Some(secret) = secrets_api
+        .get_opt(secret_name)
+        .await
+        .map_err(Error::kube("read the token Secret"))?
+    {
+        let others = apps
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(Error::kube("list LosantApplications"))?;
+        let needed = in_use::secret_needed(&stores, &others.items, namespace, secret_name);
+        let secret_deleting = secret.metadata.deletion_timestamp.is_some();
+        if !secret_deleting || !needed {
+            in_use::set_finalizer(&secrets_api, &secret, needed && !secret_deleting).await?;
+        }
+    }
+    Ok(deleting && !used)
 }

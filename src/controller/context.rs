@@ -9,7 +9,11 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::clients::LosantClients;
+use kube::runtime::reflector::Store;
+
+use super::owners::Owners;
 use super::snapshot::Snapshots;
+use crate::crd::Integration;
 use crate::losant::RateLimits;
 use crate::ops::Metrics;
 use crate::sync::conditions::truncate;
@@ -59,6 +63,12 @@ pub struct Context {
     pub losant: LosantClients,
     /// Per-application list snapshots for periodic drift checks.
     pub snapshots: Snapshots,
+    /// Which object owns which remote.
+    pub owners: Owners,
+    /// The Integration caches of every controller, for in-use accounting.
+    integration_stores: Mutex<Vec<Store<Integration>>>,
+    /// How many Integration caches there will be (one per watched scope).
+    expected_integration_stores: std::sync::atomic::AtomicUsize,
     /// Settings.
     pub settings: Settings,
     /// Prometheus metrics: `metrics.drift_corrected()` after reverting a change made in Losant.
@@ -83,6 +93,9 @@ impl Context {
             recorder: Recorder::new(kube.clone(), reporter),
             losant: LosantClients::new(settings.losant_limits),
             snapshots: Snapshots::default(),
+            owners: Owners::default(),
+            integration_stores: Mutex::new(Vec::new()),
+            expected_integration_stores: std::sync::atomic::AtomicUsize::new(0),
             kube,
             settings,
             metrics,
@@ -128,6 +141,45 @@ impl Context {
         jittered
             .max(at_least.unwrap_or_default())
             .min(self.settings.max_backoff.max(at_least.unwrap_or_default()))
+    }
+
+    /// Adds a controller's Integration cache to the ones in-use accounting reads.
+    pub fn register_integration_store(&self, store: Store<Integration>) {
+        self.integration_stores
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(store);
+    }
+
+    /// Says how many Integration caches will be registered.
+    pub fn expect_integration_stores(&self, count: usize) {
+        self.expected_integration_stores
+            .store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every Integration cache, if all of them exist and have synced within `patience` (a
+    /// missing or unsynced cache would make an application look unused).
+    pub async fn integration_stores(&self, patience: Duration) -> Option<Vec<Store<Integration>>> {
+        let expected = self
+            .expected_integration_stores
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let all_synced = async {
+            loop {
+                let stores = self
+                    .integration_stores
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                if stores.len() >= expected {
+                    for store in &stores {
+                        let _ = store.wait_until_ready().await;
+                    }
+                    return stores;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(patience, all_synced).await.ok()
     }
 
     /// Forgets the failures of `key` after a success.

@@ -19,6 +19,9 @@ pub enum Error {
     /// The object has no namespace (impossible for these namespaced kinds).
     #[error("object has no namespace")]
     MissingNamespace,
+    /// A patch the operator built did not parse (a bug).
+    #[error("internal error: an invalid JSON patch was built")]
+    InvalidPatch,
     /// The remote could not be deleted yet; the finalizer stays (the condition says why).
     #[error("deletion of the remote integration is blocked")]
     DeletionBlocked,
@@ -37,6 +40,7 @@ impl Error {
             Error::Finalizer(_) => "Finalizer",
             Error::MissingNamespace => "MissingNamespace",
             Error::DeletionBlocked => "DeletionBlocked",
+            Error::InvalidPatch => "InvalidPatch",
         }
     }
 }

@@ -9,8 +9,10 @@ pub mod application;
 pub mod clients;
 pub mod context;
 pub mod error;
+pub mod in_use;
 pub mod integration;
 pub mod outcome;
+pub mod owners;
 pub mod secrets;
 pub mod snapshot;
 pub mod status;
@@ -21,7 +23,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
@@ -71,6 +73,10 @@ pub async fn run_with(
     // Two watch caches per scope; /readyz waits for all of them.
     ops.readiness.expect(2 * scopes.len());
     let mut controllers = Vec::new();
+    for scope in &scopes {
+        ctx.owners.load(&kube, scope.as_deref()).await?;
+    }
+    ctx.expect_integration_stores(scopes.len());
     for scope in scopes {
         controllers.push(tokio::spawn(run_applications(
             kube.clone(),
@@ -152,20 +158,23 @@ async fn run_applications(
     ops: Operations,
 ) {
     let apps = api::<LosantApplication>(&kube, namespace.as_deref());
-    let controller =
-        Controller::new(apps, watcher::Config::default()).with_config(controller_config(&ctx));
+    let controller = ops
+        .controller("LosantApplication", namespace.as_deref(), apps, |app| {
+            ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice()))
+        })
+        .with_config(controller_config(&ctx));
     let store = controller.store();
-    ops.watch_cache(
-        "LosantApplication",
-        namespace.as_deref(),
-        controller.store(),
-        |app| ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice())),
-    );
     controller
         .watches(
             secret_metadata(&kube, namespace.as_deref()),
             watcher::Config::default(),
             move |secret| applications_using(&store, &secret),
+        )
+        // An Integration that comes or goes changes whether its application is in use.
+        .watches(
+            api::<Integration>(&kube, namespace.as_deref()),
+            watcher::Config::default(),
+            |integration| application_of(&integration),
         )
         .reconcile_all_on(ops.leadership.gained())
         .graceful_shutdown_on(ops.shutdown.requested())
@@ -185,16 +194,14 @@ async fn run_integrations(
     ops: Operations,
 ) {
     let integrations = api::<Integration>(&kube, namespace.as_deref());
-    let controller = Controller::new(integrations, watcher::Config::default())
+    let controller = ops
+        .controller("Integration", namespace.as_deref(), integrations, |i| {
+            ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice()))
+        })
         .with_config(controller_config(&ctx));
     let by_app = controller.store();
     let by_secret = controller.store();
-    ops.watch_cache(
-        "Integration",
-        namespace.as_deref(),
-        controller.store(),
-        |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
-    );
+    ctx.register_integration_store(controller.store());
     controller
         .watches(
             api::<LosantApplication>(&kube, namespace.as_deref()),
@@ -238,6 +245,11 @@ fn applications_using<S: ResourceExt>(
         .filter(|app| app.namespace() == namespace && app.spec.token_secret_ref.name == name)
         .map(|app| ObjectRef::from_obj(app.as_ref()))
         .collect()
+}
+
+fn application_of(integration: &Integration) -> Option<ObjectRef<LosantApplication>> {
+    let namespace = integration.namespace()?;
+    Some(ObjectRef::new(&integration.spec.application_ref.name).within(&namespace))
 }
 
 fn integrations_of(

@@ -10,15 +10,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::runtime::reflector::Store;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::metrics::Metrics;
 
@@ -26,50 +26,81 @@ use super::metrics::Metrics;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Whether the watch caches have synced: ready once as many caches as were expected report
-/// their initial list done.
-#[derive(Clone, Debug, Default)]
+/// their initial list done. Any number of tasks may wait for it ([`Readiness::wait`]).
+///
+/// Why not `Store::wait_until_ready`: in kube-runtime 5.0 a store's readiness is a oneshot
+/// receiver that keeps only the *last* waiter's waker, and the controller's own runner already
+/// waits on it; a second waiter can leave the runner (or itself) asleep forever. Readiness here
+/// is fed from the watch stream instead ([`super::Operations::controller`]).
+#[derive(Clone, Debug)]
 pub struct Readiness {
-    inner: Arc<Counts>,
+    tx: Arc<watch::Sender<Counts>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Counts {
-    expected: AtomicUsize,
-    synced: AtomicUsize,
+    expected: usize,
+    synced: usize,
+}
+
+impl Counts {
+    fn ready(self) -> bool {
+        self.expected > 0 && self.synced >= self.expected
+    }
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            tx: Arc::new(watch::Sender::new(Counts::default())),
+        }
+    }
+}
+
+/// Marks one announced cache synced, once, however often its watch re-lists.
+#[derive(Debug)]
+pub struct CacheSynced {
+    readiness: Readiness,
+    what: String,
+    done: AtomicBool,
+}
+
+impl CacheSynced {
+    /// Marks the cache synced (only the first call counts).
+    pub fn mark(&self) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            tracing::info!(cache = %self.what, "watch cache synced");
+            self.readiness.tx.send_modify(|c| c.synced += 1);
+        }
+    }
 }
 
 impl Readiness {
     /// Announces `caches` more caches to wait for. Call it before the caches start, so `/readyz`
     /// cannot turn true while some are not registered yet.
     pub fn expect(&self, caches: usize) {
-        self.inner.expected.fetch_add(caches, Ordering::SeqCst);
+        self.tx.send_modify(|c| c.expected += caches);
     }
 
-    /// Marks one announced cache synced.
-    pub fn cache_synced(&self) {
-        self.inner.synced.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Marks one announced cache synced once `store` has its initial list (in the background).
-    pub fn track<K>(&self, what: String, store: Store<K>)
-    where
-        K: kube::Resource + Clone + Send + Sync + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-    {
-        let readiness = self.clone();
-        tokio::spawn(async move {
-            // The writer is dropped only when the controller stops; nothing to mark then.
-            if store.wait_until_ready().await.is_ok() {
-                tracing::info!(cache = %what, "watch cache synced");
-                readiness.cache_synced();
-            }
-        });
+    /// A marker for one announced cache, described as `what` in the log.
+    pub fn cache(&self, what: String) -> CacheSynced {
+        CacheSynced {
+            readiness: self.clone(),
+            what,
+            done: AtomicBool::new(false),
+        }
     }
 
     /// True once at least one cache was expected and all expected caches synced.
     pub fn is_ready(&self) -> bool {
-        let expected = self.inner.expected.load(Ordering::SeqCst);
-        expected > 0 && self.inner.synced.load(Ordering::SeqCst) >= expected
+        self.tx.borrow().ready()
+    }
+
+    /// Resolves once [`Readiness::is_ready`] (at once if it already is).
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|c| c.ready()).await;
     }
 }
 
@@ -150,15 +181,33 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    fn tokio_test_wait(readiness: &Readiness) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), readiness.wait())
+                .await
+                .expect("wait resolves once ready");
+        });
+    }
+
     #[test]
     fn ready_only_after_every_expected_cache() {
         let readiness = Readiness::default();
         assert!(!readiness.is_ready(), "nothing registered is not ready");
         readiness.expect(2);
-        readiness.cache_synced();
-        assert!(!readiness.is_ready());
-        readiness.cache_synced();
+        let first = readiness.cache("first".into());
+        first.mark();
+        first.mark();
+        assert!(
+            !readiness.is_ready(),
+            "a cache counts once, however often it re-lists"
+        );
+        readiness.cache("second".into()).mark();
         assert!(readiness.is_ready());
+        tokio_test_wait(&readiness);
     }
 
     #[tokio::test]
@@ -193,7 +242,7 @@ mod tests {
         assert_eq!(get("/healthz").await.0, 200);
         assert_eq!(get("/readyz").await.0, 503);
         readiness.expect(1);
-        readiness.cache_synced();
+        readiness.cache("only".into()).mark();
         assert_eq!(get("/readyz").await.0, 200);
         let (status, content_type, body) = get("/metrics").await;
         assert_eq!(status, 200);

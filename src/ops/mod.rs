@@ -25,9 +25,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::Store;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::Instrument;
 
 pub use health::Readiness;
@@ -179,29 +180,52 @@ impl Operations {
         }
     }
 
-    /// Registers the watch cache of one controller: `/readyz` waits for its initial list (call
-    /// [`Readiness::expect`] first), and `losant_operator_objects{kind}` counts its objects by
-    /// the reason `ready_reason` reads from them (`None`: no `Ready` condition yet).
-    pub fn watch_cache<K>(
+    /// A controller of `kind` over `api` (watched in `scope`, for the log), whose watch cache
+    /// feeds `/readyz` (call [`Readiness::expect`] first) and the gauge
+    /// `losant_operator_objects{kind}`, which counts cached objects by the reason `ready_reason`
+    /// reads from them (`None`: no `Ready` condition yet).
+    ///
+    /// It watches exactly as `Controller::new(api, watcher::Config::default())` does; the only
+    /// difference is a tap on the watch stream that sees its first `InitDone`.
+    pub fn controller<K>(
         &self,
         kind: &'static str,
         scope: Option<&str>,
-        store: Store<K>,
+        api: kube::Api<K>,
         ready_reason: fn(&K) -> Option<String>,
-    ) where
-        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    ) -> Controller<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
     {
-        let what = format!("{kind} in {}", scope.unwrap_or("all namespaces"));
-        self.readiness.track(what, store.clone());
+        let (store, writer) = reflector::store();
+        let synced = self
+            .readiness
+            .cache(format!("{kind} in {}", scope.unwrap_or("all namespaces")));
+        let stream =
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .inspect_ok(move |event| {
+                    if matches!(event, watcher::Event::InitDone) {
+                        synced.mark();
+                    }
+                })
+                .applied_objects();
         self.metrics.register_kind(kind);
+        let counted = store.clone();
         self.metrics.count_conditions(kind, move || {
             let mut counts = std::collections::BTreeMap::new();
-            for object in store.state() {
+            for object in counted.state() {
                 let reason = ready_reason(&object).unwrap_or_else(|| metrics::NO_CONDITION.into());
                 *counts.entry(reason).or_insert(0) += 1;
             }
             counts
         });
+        Controller::for_stream(stream, store)
     }
 
     /// Runs `reconcile(obj, ctx)` if this replica is leader: in a span naming the object, counted

@@ -10,6 +10,7 @@
 pub mod conditions;
 pub mod desired;
 pub mod locate;
+pub mod owners;
 pub mod plan;
 
 #[cfg(test)]

@@ -926,6 +926,10 @@ impl OperatorProcess {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        // Parallel tests each run an operator: give each its own free metrics port.
+        if !extra_args.contains(&"--metrics-addr") {
+            args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
         args.extend(extra_args.iter().map(|s| (*s).to_owned()));
         let log_path = new_log_path(&format!("operator-{namespace}"));
         register_log(namespace, "operator", &log_path);

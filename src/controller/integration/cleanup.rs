@@ -19,7 +19,7 @@ use kube::{Api, Resource};
 use super::super::context::Context;
 use super::super::error::Error;
 use super::super::outcome::Failure;
-use super::super::{secrets, status};
+use super::super::{owners, secrets, status};
 use super::{Stop, announce_failure, key, record};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant;
@@ -44,6 +44,7 @@ pub async fn cleanup(
     match delete(obj, &previous, namespace, ctx).await {
         Ok(note) => {
             ctx.reset_backoff(&key(obj));
+            ctx.owners.release(obj);
             if let Some((reason, note)) = note {
                 ctx.event(
                     &obj.object_ref(&()),
@@ -137,6 +138,24 @@ async fn delete(
         ctx,
     )
     .await?;
+    // An older object that manages the same remote (this one may be a copy) keeps it.
+    let api_url = client.api_url().trim_end_matches('/');
+    let claim = owners::claims(
+        api_url,
+        &doomed.application_id,
+        obj.remote_name(),
+        Some(&doomed.id),
+    );
+    let by_id = claim.into_iter().skip(1).collect();
+    if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, by_id).await? {
+        return Ok(Some((
+            "NotOwner",
+            format!(
+                "integration {} is managed by Integration {}; left in place",
+                doomed.id, rival.object
+            ),
+        )));
+    }
     match client.delete(&doomed.application_id, &doomed.id).await {
         Ok(()) => {}
         // The integration, or its whole application, is gone: nothing left to delete.

@@ -24,7 +24,7 @@ mod record;
 use super::context::Context;
 use super::error::Error;
 use super::outcome::Failure;
-use super::{secrets, status};
+use super::{owners, secrets, status};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions::{self, Health};
@@ -34,6 +34,9 @@ use crate::sync::plan::{self, LastApplied, Plan};
 
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
+
+/// Reason when an older object manages the same remote.
+const CONFLICTING_OWNER: &str = "ConflictingOwner";
 
 /// Reason while the `LosantApplication` has not been verified yet: a normal wait, not a failure.
 const WAITING_FOR_APPLICATION: &str = "WaitingForApplication";
@@ -132,6 +135,8 @@ async fn apply(
             if !record::records(obj, id, app, synced.origin) {
                 record::record(api, &obj.name_any(), id, app, synced.origin).await?;
             }
+            let claims = owners::claims(&synced.api_url, app, &synced.remote.name, Some(id));
+            ctx.owners.claim(&ctx.kube, obj, claims).await?;
             if synced.wrote.is_some() {
                 crate::failpoint::hit("before-status");
             }
@@ -151,6 +156,10 @@ async fn apply(
             let action = match &failure {
                 Failure::Transient { retry_after, .. } => {
                     Action::requeue(ctx.backoff(&key(obj), *retry_after))
+                }
+                // A rival may go away at any time; look again soon.
+                Failure::Permanent { reason, .. } if *reason == CONFLICTING_OWNER => {
+                    Action::requeue(std::time::Duration::from_secs(30))
                 }
                 Failure::Permanent { .. } => Action::requeue(ctx.settings.stalled_retry_interval),
             };
@@ -220,6 +229,22 @@ async fn sync(
     }
     let recorded = record::recorded(obj, previous, &application_id, &api_url);
     let known_id = recorded.as_ref().map(|r| r.id.clone());
+    let claims = owners::claims(
+        &api_url,
+        &application_id,
+        &desired.name,
+        known_id.as_deref(),
+    );
+    if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, claims).await? {
+        return Err(Failure::permanent(
+            CONFLICTING_OWNER,
+            format!(
+                "Integration {} already manages {}; this object writes nothing while it does",
+                rival.object, rival.claim
+            ),
+        )
+        .into());
+    }
     let secrets_changed = !same_place || resolved.versions != previous.applied_secret_versions;
     let pending = record::create_pending(obj);
 

@@ -1,0 +1,140 @@
+//! One owner per remote, the I/O half: feeding the [`OwnerIndex`] from the watched objects and
+//! confirming a rival still exists before refusing to write.
+
+use std::sync::Mutex;
+
+use kube::Api;
+use kube::api::{ListParams, ResourceExt};
+
+use super::error::Error;
+use crate::crd::{Integration, LosantApplication};
+use crate::sync::owners::{Claim, OwnerIndex, Rival, Seniority};
+
+/// The shared index.
+#[derive(Debug, Default)]
+pub struct Owners {
+    index: Mutex<OwnerIndex>,
+}
+
+/// `namespace/name` of an object.
+pub fn object_key(obj: &Integration) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// How senior an object is: its creation time, then its key.
+pub fn seniority(obj: &Integration) -> Seniority {
+    let created = obj
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    (created, object_key(obj))
+}
+
+/// What an object claims in an application: its remote name and, once known, its remote id.
+pub fn claims(api_url: &str, application_id: &str, name: &str, id: Option<&str>) -> Vec<Claim> {
+    let mut claims = vec![Claim::Name {
+        api_url: api_url.to_owned(),
+        application_id: application_id.to_owned(),
+        name: name.to_owned(),
+    }];
+    if let Some(id) = id {
+        claims.push(Claim::Id {
+            api_url: api_url.to_owned(),
+            application_id: application_id.to_owned(),
+            id: id.to_owned(),
+        });
+    }
+    claims
+}
+
+impl Owners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OwnerIndex> {
+        self.index
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the object's claims and returns an older object claiming the same remote, after
+    /// checking with the API server that it still exists (a vanished one is forgotten).
+    pub async fn claim(
+        &self,
+        kube: &kube::Client,
+        obj: &Integration,
+        claims: Vec<Claim>,
+    ) -> Result<Option<Rival>, Error> {
+        let seniority = seniority(obj);
+        loop {
+            let rival = {
+                let mut index = self.lock();
+                index.set(seniority.clone(), claims.clone());
+                index.senior_rival(&seniority, &claims)
+            };
+            let Some(rival) = rival else {
+                return Ok(None);
+            };
+            let (namespace, name) = rival.object.split_once('/').unwrap_or_default();
+            let api: Api<Integration> = Api::namespaced(kube.clone(), namespace);
+            if api
+                .get_opt(name)
+                .await
+                .map_err(Error::kube("read a rival Integration"))?
+                .is_some()
+            {
+                return Ok(Some(rival));
+            }
+            self.lock().remove(&rival.object);
+        }
+    }
+
+    /// Forgets a deleted object.
+    pub fn release(&self, obj: &Integration) {
+        self.lock().remove(&object_key(obj));
+    }
+
+    /// Fills the index from every watched object, before any reconcile, so an object that
+    /// reconciles first after a restart cannot take a remote an older object owns.
+    pub async fn load(&self, kube: &kube::Client, namespace: Option<&str>) -> Result<(), Error> {
+        let (integrations, applications): (Api<Integration>, Api<LosantApplication>) =
+            match namespace {
+                Some(ns) => (
+                    Api::namespaced(kube.clone(), ns),
+                    Api::namespaced(kube.clone(), ns),
+                ),
+                None => (Api::all(kube.clone()), Api::all(kube.clone())),
+            };
+        let apps = applications
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::kube("list LosantApplications"))?;
+        let objects = integrations
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::kube("list Integrations"))?;
+        let mut index = self.lock();
+        for obj in &objects.items {
+            let app = apps.items.iter().find(|a| {
+                a.namespace() == obj.namespace() && a.name_any() == obj.spec.application_ref.name
+            });
+            let Some(app) = app else { continue };
+            let api_url = app.spec.api_url.trim_end_matches('/');
+            let application_id = app.spec.application_id.to_ascii_lowercase();
+            let id = obj
+                .status
+                .as_ref()
+                .and_then(|s| s.integration_id.clone())
+                .or_else(|| {
+                    obj.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get("losant.io/integration-id").cloned())
+                });
+            index.set(
+                seniority(obj),
+                claims(api_url, &application_id, obj.remote_name(), id.as_deref()),
+            );
+        }
+        Ok(())
+    }
+}
