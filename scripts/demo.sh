@@ -46,6 +46,7 @@ kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -
 
 step "Starting the operator (watching namespace $namespace)"
 target/debug/losant-operator run --namespace "$namespace" --resync-interval 10s --log-format text \
+  --allowed-http-hosts 127.0.0.1 --metrics-addr 127.0.0.1:0 \
   > "$work/operator.log" 2>&1 &
 pids+=($!)
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use losant_operator::controller::clients::ApiHostPolicy;
 use losant_operator::controller::{self, Settings};
 use losant_operator::losant::RateLimits;
 use losant_operator::ops::{self, LeaderConfig, OpsConfig, leader};
@@ -44,6 +45,22 @@ struct RunArgs {
     /// creating again. Keep it above how far Losant's lists may lag behind creates.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     create_grace_period: Duration,
+    /// API hosts LosantApplications may point at, over https (comma-separated; `*.example.com`
+    /// matches subdomains). Anything else is refused before a request is sent.
+    #[arg(
+        long,
+        env = "LOSANT_OPERATOR_ALLOWED_API_HOSTS",
+        value_delimiter = ',',
+        default_value = "api.losant.com"
+    )]
+    allowed_api_hosts: Vec<String>,
+    /// Hosts also allowed over plain http (e.g. a local emulator on 127.0.0.1). Empty by default.
+    #[arg(
+        long,
+        env = "LOSANT_OPERATOR_ALLOWED_HTTP_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_http_hosts: Vec<String>,
     /// Reconciles in flight per controller.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
@@ -158,6 +175,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         create_grace_period: args.create_grace_period,
         concurrency: args.concurrency,
         losant_limits: limits,
+        api_hosts: ApiHostPolicy {
+            allowed: args.allowed_api_hosts.clone(),
+            allowed_http: args.allowed_http_hosts.clone(),
+        },
         ..Settings::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;

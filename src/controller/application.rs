@@ -14,8 +14,8 @@ use kube::{Api, Resource};
 
 use super::context::Context;
 use super::error::Error;
-use super::outcome::Failure;
-use super::{in_use, secrets, status};
+use super::outcome::{Failure, LosantCall};
+use super::{clients, in_use, status};
 use crate::crd::{LosantApplication, LosantApplicationStatus};
 use crate::losant::ListQuery;
 use crate::sync::conditions::{self, Health};
@@ -95,20 +95,9 @@ async fn verify(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Result<(), Failure>, Error> {
-    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let token = match secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await? {
-        Ok((token, _)) => token,
-        Err(failure) => return Ok(Err(failure)),
-    };
-    let api_url = app.spec.api_url.trim_end_matches('/');
-    let client = match ctx.losant.get(api_url, &token) {
+    let client = match clients::for_application(app, namespace, ctx).await? {
         Ok(client) => client,
-        Err(error) => {
-            return Ok(Err(Failure::permanent(
-                "InvalidApiUrl",
-                outcome_text(&error),
-            )));
-        }
+        Err(failure) => return Ok(Err(failure)),
     };
     let probe = ListQuery {
         per_page: Some(1),
@@ -127,16 +116,9 @@ async fn verify(
                     app.spec.application_id
                 ),
             )),
-            Err(error) => Err(Failure::losant(
-                "checking access to the application",
-                &error,
-            )),
+            Err(error) => Err(Failure::losant(LosantCall::List, &error)),
         },
     )
-}
-
-fn outcome_text(error: &crate::losant::Error) -> String {
-    super::outcome::describe(error)
 }
 
 /// Keeps the in-use finalizers of the application and its token Secret in step with whether any

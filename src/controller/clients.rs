@@ -1,38 +1,123 @@
-//! One Losant client per API URL and token, reused across reconciles so connections are pooled,
-//! all drawing from shared rate limiters.
+//! Losant clients for `LosantApplication`s: which API hosts may be reached at all, the token and
+//! extra CA from Secrets, and one pooled client per API URL, token and CA, all drawing from shared
+//! rate limiters.
+//!
+//! # Guarantees
+//! - A `LosantApplication` pointing at a host not on `--allowed-api-hosts` (or at plain `http`
+//!   on a host not on `--allowed-http-hosts`) is refused before any request is sent, so a tenant
+//!   cannot turn the operator against other hosts.
+//! - TLS is always verified; a private install's CA is added to the system's roots, never instead
+//!   of verification.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use sha2::{Digest, Sha256};
 
+use super::error::Error;
+use super::outcome::{Failure, LosantCall};
+use super::secrets;
+use crate::crd::LosantApplication;
 use crate::losant::{self, ClientBuilder, LimiterRegistry, RateLimits, SecretString};
 
-/// A cache of Losant clients keyed by API URL and the SHA-256 of the token.
+/// Which API hosts the operator may talk to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiHostPolicy {
+    /// Hosts reachable over https (`*.example.com` matches subdomains).
+    pub allowed: Vec<String>,
+    /// Hosts also reachable over plain http (e.g. a local emulator on 127.0.0.1).
+    pub allowed_http: Vec<String>,
+}
+
+impl Default for ApiHostPolicy {
+    fn default() -> Self {
+        Self {
+            allowed: vec!["api.losant.com".into()],
+            allowed_http: Vec::new(),
+        }
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim().to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
+        None => pattern == host,
+    }
+}
+
+impl ApiHostPolicy {
+    /// Why `api_url` may not be used, if it may not.
+    pub fn refuse(&self, api_url: &str) -> Option<String> {
+        let Ok(url) = url::Url::parse(api_url) else {
+            return Some(format!("apiUrl {api_url:?} is not a valid URL"));
+        };
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let http_allowed = self.allowed_http.iter().any(|p| host_matches(p, &host));
+        let https_allowed = http_allowed || self.allowed.iter().any(|p| host_matches(p, &host));
+        match url.scheme() {
+            "https" if https_allowed => None,
+            "http" if http_allowed => None,
+            "http" if https_allowed => Some(format!(
+                "apiUrl {api_url:?} uses plain http; use https, or allow the host with --allowed-http-hosts"
+            )),
+            "http" | "https" => Some(format!(
+                "host {host:?} of apiUrl is not allowed; the operator may reach only {} (--allowed-api-hosts)",
+                self.allowed.join(", ")
+            )),
+            other => Some(format!(
+                "apiUrl scheme {other:?} is not supported; use https"
+            )),
+        }
+    }
+}
+
+/// API URL, SHA-256 of the token, SHA-256 of the extra CA bundle.
+type ClientKey = (String, [u8; 32], [u8; 32]);
+
+/// A cache of Losant clients keyed by API URL, the SHA-256 of the token and of the extra CA.
 #[derive(Debug)]
 pub struct LosantClients {
     limits: RateLimits,
+    policy: ApiHostPolicy,
     registry: LimiterRegistry,
-    clients: Mutex<HashMap<(String, [u8; 32]), losant::Client>>,
+    clients: Mutex<HashMap<ClientKey, losant::Client>>,
 }
 
 impl LosantClients {
-    /// An empty cache; clients it builds use `limits`.
-    pub fn new(limits: RateLimits) -> Self {
+    /// An empty cache; clients it builds use `limits` and obey `policy`.
+    pub fn new(limits: RateLimits, policy: ApiHostPolicy) -> Self {
         Self {
             limits,
+            policy,
             registry: LimiterRegistry::new(),
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client for `api_url` and `token`.
+    /// The client for `api_url`, `token` and an optional extra CA bundle (PEM).
     pub fn get(
         &self,
         api_url: &str,
         token: &SecretString,
-    ) -> Result<losant::Client, losant::Error> {
-        let key = (api_url.to_owned(), Sha256::digest(token.expose()).into());
+        extra_ca: Option<&[u8]>,
+    ) -> Result<losant::Client, Failure> {
+        if let Some(reason) = self.policy.refuse(api_url) {
+            return Err(Failure::permanent("ApiHostNotAllowed", reason));
+        }
+        let ca_digest: [u8; 32] = Sha256::digest(extra_ca.unwrap_or_default()).into();
+        let key = (
+            api_url.to_owned(),
+            Sha256::digest(token.expose()).into(),
+            ca_digest,
+        );
         let mut clients = self
             .clients
             .lock()
@@ -40,16 +125,120 @@ impl LosantClients {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = ClientBuilder::new(token.clone())
+        let mut builder = ClientBuilder::new(token.clone())
             .api_url(api_url)
             .limits(self.limits)
-            .registry(self.registry.clone())
-            .build()?;
+            .registry(self.registry.clone());
+        if let Some(pem) = extra_ca {
+            builder = builder.extra_ca_pem(pem.to_vec());
+        }
+        let client = builder.build().map_err(|e| match e {
+            losant::Error::Config { reason } => Failure::permanent("InvalidClientConfig", reason),
+            other => Failure::losant(LosantCall::SetUp, &other),
+        })?;
         // Rotated tokens leave stale entries; a bound keeps the cache from growing without end.
         if clients.len() > 1024 {
             clients.clear();
         }
         clients.insert(key, client.clone());
         Ok(client)
+    }
+}
+
+/// The client for an application: its token and CA bundle read from Secrets, its URL checked
+/// against the host policy.
+pub async fn for_application(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &super::Context,
+) -> Result<Result<losant::Client, Failure>, Error> {
+    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let api_url = app.spec.api_url.trim_end_matches('/');
+    // Refuse before reading anything: a disallowed host gets nothing, not even a lookup.
+    if let Some(reason) = ctx.losant.policy.refuse(api_url) {
+        return Ok(Err(Failure::permanent("ApiHostNotAllowed", reason)));
+    }
+    let token = match secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await? {
+        Ok((token, _)) => token,
+        Err(failure) => return Ok(Err(failure)),
+    };
+    let ca = match &app.spec.ca_bundle_secret_ref {
+        Some(reference) => match secrets::resolve_one(&secret_api, reference).await? {
+            Ok((pem, _)) => Some(pem),
+            Err(failure) => return Ok(Err(failure)),
+        },
+        None => None,
+    };
+    Ok(ctx.losant.get(
+        api_url,
+        &token,
+        ca.as_ref().map(|pem| pem.expose().as_bytes()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ApiHostPolicy {
+        ApiHostPolicy {
+            allowed: vec!["api.losant.com".into(), "*.corp.example".into()],
+            allowed_http: vec!["127.0.0.1".into()],
+        }
+    }
+
+    #[test]
+    fn only_allowed_hosts_pass() {
+        let policy = policy();
+        assert_eq!(policy.refuse("https://api.losant.com"), None);
+        assert_eq!(policy.refuse("https://API.Losant.com/"), None);
+        assert_eq!(policy.refuse("https://losant.corp.example/api"), None);
+        assert!(
+            policy.refuse("https://corp.example").is_some(),
+            "the wildcard needs a subdomain"
+        );
+        assert!(
+            policy
+                .refuse("https://evil.example")
+                .unwrap()
+                .contains("not allowed")
+        );
+        assert!(
+            policy
+                .refuse("https://api.losant.com.evil.example")
+                .is_some()
+        );
+        assert!(
+            policy
+                .refuse("https://169.254.169.254/latest/meta-data")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn plain_http_needs_its_own_allowance() {
+        let policy = policy();
+        assert_eq!(policy.refuse("http://127.0.0.1:8787"), None);
+        assert_eq!(policy.refuse("https://127.0.0.1:8787"), None);
+        assert!(
+            policy
+                .refuse("http://api.losant.com")
+                .unwrap()
+                .contains("plain http")
+        );
+        assert!(
+            policy
+                .refuse("ftp://api.losant.com")
+                .unwrap()
+                .contains("scheme")
+        );
+        assert!(policy.refuse("not a url").is_some());
+    }
+
+    #[test]
+    fn the_default_allows_only_losant_over_https() {
+        let policy = ApiHostPolicy::default();
+        assert_eq!(policy.refuse("https://api.losant.com"), None);
+        assert!(policy.refuse("http://127.0.0.1:8787").is_some());
     }
 }

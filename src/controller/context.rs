@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use super::clients::LosantClients;
+use super::clients::{ApiHostPolicy, LosantClients};
 use kube::runtime::reflector::Store;
 
 use super::owners::Owners;
@@ -38,6 +38,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Limits for requests to each Losant API URL and token.
     pub losant_limits: RateLimits,
+    /// Which API hosts `LosantApplication`s may point at.
+    pub api_hosts: ApiHostPolicy,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             create_grace_period: Duration::from_secs(30),
             concurrency: 8,
             losant_limits: RateLimits::default(),
+            api_hosts: ApiHostPolicy::default(),
         }
     }
 }
@@ -91,7 +94,7 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
-            losant: LosantClients::new(settings.losant_limits),
+            losant: LosantClients::new(settings.losant_limits, settings.api_hosts.clone()),
             snapshots: Snapshots::default(),
             owners: Owners::default(),
             integration_stores: Mutex::new(Vec::new()),

@@ -61,10 +61,21 @@ impl Failure {
         }
     }
 
-    /// A Losant error during `doing` (e.g. "listing integrations"). Only Losant's parsed
-    /// `{type, message}` reaches the message, never a response body.
-    pub fn losant(doing: &str, error: &losant::Error) -> Self {
-        let message = format!("{doing}: {}", describe(error));
+    /// A Losant error during `call`. Only Losant's parsed `{type, message}` reaches the message,
+    /// never a response body. A 403 names the scope the token lacks.
+    pub fn losant(call: LosantCall, error: &losant::Error) -> Self {
+        let message = format!("{}: {}", call.describe(), describe(error));
+        if error.status() == Some(403)
+            && let Some(scope) = call.scope()
+        {
+            return Failure::Permanent {
+                reason: "InsufficientScope",
+                message: format!(
+                    "the API token may not {}: it needs the {scope} scope (or integrations.*/integration.*, or all.Application)",
+                    call.describe()
+                ),
+            };
+        }
         if error.is_transient() {
             return Failure::Transient {
                 reason: "LosantUnavailable",
@@ -81,6 +92,53 @@ impl Failure {
             None => "LosantClientError",
         };
         Failure::Permanent { reason, message }
+    }
+}
+
+/// A call to Losant, for messages and for the scope it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LosantCall {
+    /// Building the client (no request).
+    SetUp,
+    /// Listing integrations (also the access check and snapshots).
+    List,
+    /// A name lookup (a filtered list).
+    FindByName,
+    /// Creating an integration.
+    Create,
+    /// Reading one integration.
+    Get,
+    /// Updating one integration.
+    Patch,
+    /// Deleting one integration.
+    Delete,
+}
+
+impl LosantCall {
+    /// What the operator was doing, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LosantCall::SetUp => "set up the Losant client",
+            LosantCall::List => "list integrations",
+            LosantCall::FindByName => "look the integration up by name",
+            LosantCall::Create => "create the integration",
+            LosantCall::Get => "read the integration",
+            LosantCall::Patch => "update the integration",
+            LosantCall::Delete => "delete the integration",
+        }
+    }
+
+    /// The narrowest Losant scope that allows the call: plural for the collection, singular for
+    /// one integration.
+    pub fn scope(self) -> Option<&'static str> {
+        Some(match self {
+            LosantCall::SetUp => return None,
+            LosantCall::List | LosantCall::FindByName => "integrations.get",
+            LosantCall::Create => "integrations.post",
+            LosantCall::Get => "integration.get",
+            LosantCall::Patch => "integration.patch",
+            LosantCall::Delete => "integration.delete",
+        })
     }
 }
 

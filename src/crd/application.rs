@@ -63,6 +63,11 @@ pub struct LosantApplicationSpec {
     /// Secret key (same namespace) holding a Losant API token with access to the application's
     /// integrations.
     pub token_secret_ref: SecretKeyRef,
+    /// Secret key (same namespace) holding extra CA certificates (PEM) that sign a private
+    /// install's TLS certificate. They are trusted in addition to the system's; TLS is always
+    /// verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Observed state of a `LosantApplication`.

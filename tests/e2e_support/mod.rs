@@ -930,6 +930,10 @@ impl OperatorProcess {
         if !extra_args.contains(&"--metrics-addr") {
             args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
         }
+        // The emulator listens on plain http on 127.0.0.1, which the operator refuses by default.
+        if !extra_args.contains(&"--allowed-http-hosts") {
+            args.extend(["--allowed-http-hosts".to_owned(), "127.0.0.1".to_owned()]);
+        }
         args.extend(extra_args.iter().map(|s| (*s).to_owned()));
         let log_path = new_log_path(&format!("operator-{namespace}"));
         register_log(namespace, "operator", &log_path);

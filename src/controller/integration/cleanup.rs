@@ -9,7 +9,6 @@
 //!   `DeletionBlocked` and why; switching `deletionPolicy` to `Orphan` lets it finish.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, ResourceExt};
 use kube::runtime::controller::Action;
@@ -18,8 +17,8 @@ use kube::{Api, Resource};
 
 use super::super::context::Context;
 use super::super::error::Error;
-use super::super::outcome::Failure;
-use super::super::{owners, secrets, status};
+use super::super::outcome::{Failure, LosantCall};
+use super::super::{owners, status};
 use super::{Stop, announce_failure, key, record};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant;
@@ -160,7 +159,7 @@ async fn delete(
         Ok(()) => {}
         // The integration, or its whole application, is gone: nothing left to delete.
         Err(error) if error.is_not_found() => {}
-        Err(error) => return Err(Failure::losant("deleting the integration", &error).into()),
+        Err(error) => return Err(Failure::losant(LosantCall::Delete, &error).into()),
     }
     Ok(Some((
         "Deleted",
@@ -213,7 +212,7 @@ async fn find_pending(
     let matches = client
         .find_by_name(&application_id, obj.remote_name())
         .await
-        .map_err(|e| Failure::losant("looking for the pending create", &e))?;
+        .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
     match matches.as_slice() {
         [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
         [] => {
@@ -257,9 +256,5 @@ async fn client_for(
                 format!("no LosantApplication for application {application_id} is left in this namespace to delete the integration with; set deletionPolicy: Orphan to let go"),
             )
         })?;
-    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
-    ctx.losant
-        .get(app.spec.api_url.trim_end_matches('/'), &token)
-        .map_err(|e| Failure::losant("setting up the Losant client", &e).into())
+    Ok(super::super::clients::for_application(&app, namespace, ctx).await??)
 }

@@ -23,8 +23,8 @@ mod record;
 
 use super::context::Context;
 use super::error::Error;
-use super::outcome::Failure;
-use super::{owners, secrets, status};
+use super::outcome::{Failure, LosantCall};
+use super::{clients, owners, secrets, status};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions::{self, Health};
@@ -210,17 +210,13 @@ async fn sync(
 ) -> Result<Synced, Stop> {
     let app = ready_application(obj, namespace, ctx).await?;
     let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let (token, _) = secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await??;
     let refs = desired::secret_refs(&obj.spec);
     let resolved = secrets::resolve(&secret_api, &refs).await??;
     let desired = desired::desired(&obj.spec, obj.remote_name(), &resolved.values)
         .map_err(|error| Failure::permanent("InvalidSpec", error.to_string()))?;
     let api_url = app.spec.api_url.trim_end_matches('/').to_owned();
     let application_id = app.spec.application_id.to_ascii_lowercase();
-    let client = ctx
-        .losant
-        .get(&api_url, &token)
-        .map_err(|e| Failure::losant("setting up the Losant client", &e))?;
+    let client = clients::for_application(&app, namespace, ctx).await??;
 
     let same_place = previous.application_id.as_deref() == Some(application_id.as_str())
         && previous.api_url.as_deref() == Some(api_url.as_str());
@@ -268,7 +264,7 @@ async fn sync(
             let matches = client
                 .find_by_name(&application_id, &desired.name)
                 .await
-                .map_err(|e| Failure::losant("looking the integration up by name", &e))?;
+                .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
             match locate::choose(matches, obj.spec.adoption_policy, pending.is_some()) {
                 Lookup::Create => {
                     wait_for_pending_create(pending, ctx)?;
@@ -402,7 +398,7 @@ async fn read_known(
                 written,
             )
             .await
-            .map_err(|e| Failure::losant("listing integrations", &e))?;
+            .map_err(|e| Failure::losant(LosantCall::List, &e))?;
         if let Some(remote) = cached {
             return Ok(Some(remote));
         }
@@ -423,12 +419,10 @@ async fn read_known(
                     format!("Losant says application {application_id} does not exist"),
                 )
                 .into()),
-                Err(error) => {
-                    Err(Failure::losant("checking the application exists", &error).into())
-                }
+                Err(error) => Err(Failure::losant(LosantCall::List, &error).into()),
             }
         }
-        Err(error) => Err(Failure::losant("reading the integration", &error).into()),
+        Err(error) => Err(Failure::losant(LosantCall::Get, &error).into()),
     }
 }
 
@@ -489,7 +483,7 @@ async fn execute(
                     if !error.write_outcome_unknown() {
                         record::clear_create_pending(api, &obj.name_any()).await?;
                     }
-                    return Err(Failure::losant("creating the integration", &error).into());
+                    return Err(Failure::losant(LosantCall::Create, &error).into());
                 }
             };
             crate::failpoint::hit("after-post");
@@ -508,7 +502,7 @@ async fn execute(
             let patched = client
                 .patch(application_id, &remote.id, &patch)
                 .await
-                .map_err(|e| Failure::losant("updating the integration", &e))?;
+                .map_err(|e| Failure::losant(LosantCall::Patch, &e))?;
             ctx.snapshots.note_write(&remote.id);
             let spec_changed = obj.metadata.generation != previous.observed_generation;
             Ok((
