@@ -335,3 +335,58 @@ async fn clients_of_one_url_and_token_share_a_limiter() {
         "one request in flight at a time"
     );
 }
+
+/// Records what the client reports.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<(&'static str, Option<u16>, bool)>>);
+
+impl losant_operator::losant::RequestObserver for Recorder {
+    fn observe(&self, operation: &'static str, status: Option<u16>, retried: bool) {
+        self.0.lock().unwrap().push((operation, status, retried));
+    }
+}
+
+#[tokio::test]
+async fn every_attempt_is_reported_to_the_observer() {
+    let emulator = emulator(|c| c.error_rate = 1.0).await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let client = builder(&emulator)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    client.get(APP, MISSING_ID).await.unwrap_err();
+    client
+        .create(APP, &every_type("observed")[0])
+        .await
+        .unwrap_err();
+    let seen = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("get", Some(503), false),
+            ("get", Some(503), true),
+            ("get", Some(503), true),
+            ("get", Some(503), true),
+            ("create", Some(503), false),
+        ]
+    );
+    drop(emulator);
+    let refused = builder_for_closed_port()
+        .observer(recorder.clone())
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    refused.list(APP, &Default::default()).await.unwrap_err();
+    assert_eq!(
+        recorder.0.lock().unwrap().last(),
+        Some(&("list", None, false))
+    );
+}
+
+fn builder_for_closed_port() -> ClientBuilder {
+    install_crypto();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    ClientBuilder::new(TOKEN.into()).api_url(url)
+}

@@ -10,7 +10,7 @@
 //!   of verification.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -20,7 +20,9 @@ use super::error::Error;
 use super::outcome::{Failure, LosantCall};
 use super::secrets;
 use crate::crd::LosantApplication;
-use crate::losant::{self, ClientBuilder, LimiterRegistry, RateLimits, SecretString};
+use crate::losant::{
+    self, ClientBuilder, LimiterRegistry, RateLimits, RequestObserver, SecretString,
+};
 
 /// Which API hosts the operator may talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +90,7 @@ pub struct LosantClients {
     limits: RateLimits,
     policy: ApiHostPolicy,
     registry: LimiterRegistry,
+    observer: Option<Arc<dyn RequestObserver>>,
     clients: Mutex<HashMap<ClientKey, losant::Client>>,
 }
 
@@ -98,8 +101,15 @@ impl LosantClients {
             limits,
             policy,
             registry: LimiterRegistry::new(),
+            observer: None,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reports every request of every client built from now on to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The client for `api_url`, `token` and an optional extra CA bundle (PEM).
@@ -131,6 +141,9 @@ impl LosantClients {
             .registry(self.registry.clone());
         if let Some(pem) = extra_ca {
             builder = builder.extra_ca_pem(pem.to_vec());
+        }
+        if let Some(observer) = &self.observer {
+            builder = builder.observer(Arc::clone(observer));
         }
         let client = builder.build().map_err(|e| match e {
             losant::Error::Config { reason } => Failure::permanent("InvalidClientConfig", reason),

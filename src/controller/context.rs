@@ -94,7 +94,8 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
-            losant: LosantClients::new(settings.losant_limits, settings.api_hosts.clone()),
+            losant: LosantClients::new(settings.losant_limits, settings.api_hosts.clone())
+                .with_observer(metrics.losant_observer()),
             snapshots: Snapshots::default(),
             owners: Owners::default(),
             integration_stores: Mutex::new(Vec::new()),

@@ -24,6 +24,7 @@ use super::limiter::{Limiter, LimiterRegistry, RateLimits};
 use super::model::{
     Integration, IntegrationPage, IntegrationPatch, IntegrationPost, ListQuery, RawPage,
 };
+use super::observe::RequestObserver;
 use super::retry::{self, RetryPolicy, parse_retry_after};
 use super::secret::SecretString;
 
@@ -58,6 +59,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     limits: RateLimits,
     registry: Option<LimiterRegistry>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl ClientBuilder {
@@ -73,6 +75,7 @@ impl ClientBuilder {
             retry: RetryPolicy::default(),
             limits: RateLimits::default(),
             registry: None,
+            observer: None,
         }
     }
 
@@ -121,6 +124,12 @@ impl ClientBuilder {
     /// Share limiters with every client built from the same registry, URL and token.
     pub fn registry(mut self, registry: LimiterRegistry) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Reports every attempt (including retries) to `observer`, e.g. for metrics.
+    pub fn observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -193,6 +202,7 @@ impl ClientBuilder {
                 accept_version,
                 retry: self.retry,
                 limiter,
+                observer: self.observer,
             }),
         })
     }
@@ -212,6 +222,7 @@ struct Inner {
     accept_version: Option<HeaderValue>,
     retry: RetryPolicy,
     limiter: Arc<Limiter>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -225,6 +236,8 @@ impl std::fmt::Debug for Client {
 
 /// One request: what it is, where it goes, and the secrets its body holds.
 struct Call<'a> {
+    /// `list`, `create`, `get`, `patch` or `delete`, for the observer.
+    operation: &'static str,
     method: Method,
     /// The route template, for logs.
     route: &'static str,
@@ -249,6 +262,7 @@ impl Client {
     ) -> Result<IntegrationPage, Error> {
         check_id("application id", application_id)?;
         let call = Call {
+            operation: "list",
             method: Method::GET,
             route: "/applications/{applicationId}/integrations",
             segments: vec!["applications", application_id, "integrations"],
@@ -269,6 +283,7 @@ impl Client {
     ) -> Result<Integration, Error> {
         check_id("application id", application_id)?;
         let call = Call {
+            operation: "create",
             method: Method::POST,
             route: "/applications/{applicationId}/integrations",
             segments: vec!["applications", application_id, "integrations"],
@@ -460,8 +475,20 @@ impl Client {
                 .body(body.clone());
         }
         let started = tokio::time::Instant::now();
-        let response = request.send().await.map_err(transport_error)?;
+        let observe = |status: Option<u16>| {
+            if let Some(observer) = &self.inner.observer {
+                observer.observe(call.operation, status, attempt > 0);
+            }
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                observe(None);
+                return Err(transport_error(error));
+            }
+        };
         let status = response.status();
+        observe(Some(status.as_u16()));
         tracing::debug!(method = %call.method, route = call.route, status = status.as_u16(), attempt, elapsed_ms = started.elapsed().as_millis() as u64, "losant request");
         if status.is_success() {
             let body = read_capped(response, MAX_BODY_BYTES).await?;
@@ -505,7 +532,13 @@ fn item_call<'a>(
 ) -> Result<Call<'a>, Error> {
     check_id("application id", application_id)?;
     check_id("integration id", integration_id)?;
+    let operation = match method {
+        Method::GET => "get",
+        Method::PATCH => "patch",
+        _ => "delete",
+    };
     Ok(Call {
+        operation,
         method,
         route: "/applications/{applicationId}/integrations/{integrationId}",
         segments: vec![
@@ -609,6 +642,7 @@ mod tests {
     fn urls_keep_a_base_path_and_encode_everything() {
         let client = client("https://losant.internal/api/");
         let call = Call {
+            operation: "list",
             method: Method::GET,
             route: "",
             segments: vec!["applications", "575ec8687ae143cd83dc4a97", "integrations"],

@@ -623,14 +623,17 @@ async fn announce_write(obj: &Integration, synced: &Synced, ctx: &Context) {
         Some(Wrote::Patched {
             spec_changed: false,
             fields,
-        }) => (
-            EventType::Normal,
-            "DriftCorrected",
-            format!(
-                "reverted changes to {} of integration {id} made outside Kubernetes",
-                fields.join(", ")
-            ),
-        ),
+        }) => {
+            ctx.metrics.drift_corrected();
+            (
+                EventType::Normal,
+                "DriftCorrected",
+                format!(
+                    "reverted changes to {} of integration {id} made outside Kubernetes",
+                    fields.join(", ")
+                ),
+            )
+        }
     };
     ctx.event(&obj.object_ref(&()), type_, reason, "Sync", note)
         .await;
