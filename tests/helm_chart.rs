@@ -455,3 +455,162 @@ fn numbers_as_floats(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// A Lua table constructor for `value` (JSON null becomes nil).
+fn lua_literal(value: &Value) -> String {
+    match value {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(lua_literal).collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("[{k:?}] = {}", lua_literal(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": format!("{type_} is {status}")})
+}
+
+/// The Argo CD health check shipped with the chart (and shown in the README), run by a Lua
+/// interpreter over kstatus condition combinations. Skipped when no `lua5.4`/`lua` is installed.
+#[test]
+fn argocd_health_check_never_lets_ready_hide_stalled() {
+    let lua = ["lua5.4", "lua"].into_iter().find(|bin| {
+        std::process::Command::new(bin)
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(lua) = lua else {
+        eprintln!(
+            "SKIPPED: no Lua interpreter (apt-get install lua5.4) to run the Argo CD health check"
+        );
+        return;
+    };
+    let script = std::fs::read_to_string(chart_dir().join("files/argocd-health.lua"))
+        .expect("the health check script");
+    let object = |generation: i64, observed: Option<i64>, conditions: Vec<Value>| {
+        let mut status = json!({"conditions": conditions});
+        if let Some(observed) = observed {
+            status["observedGeneration"] = json!(observed);
+        }
+        json!({"metadata": {"generation": generation}, "status": status})
+    };
+    let cases = [
+        (json!({"metadata": {"generation": 1}}), "Progressing"),
+        (
+            object(
+                1,
+                Some(1),
+                vec![
+                    condition("Ready", "True", "Synced"),
+                    condition("Stalled", "True", "ImmutableField"),
+                ],
+            ),
+            "Degraded",
+        ),
+        (
+            object(
+                2,
+                Some(1),
+                vec![
+                    condition("Ready", "True", "Synced"),
+                    condition("Stalled", "True", "InvalidSpec"),
+                ],
+            ),
+            "Degraded",
+        ),
+        (
+            object(
+                1,
+                Some(1),
+                vec![
+                    condition("Ready", "True", "Synced"),
+                    condition("Reconciling", "False", "Synced"),
+                    condition("Stalled", "False", "Synced"),
+                ],
+            ),
+            "Healthy",
+        ),
+        (
+            object(2, Some(1), vec![condition("Ready", "True", "Synced")]),
+            "Progressing",
+        ),
+        (
+            object(
+                1,
+                Some(1),
+                vec![
+                    condition("Ready", "False", "LosantUnavailable"),
+                    condition("Reconciling", "True", "LosantUnavailable"),
+                ],
+            ),
+            "Progressing",
+        ),
+        (
+            object(
+                1,
+                Some(1),
+                vec![
+                    condition("Ready", "False", "SecretNotFound"),
+                    condition("Reconciling", "False", "SecretNotFound"),
+                    condition("Stalled", "False", "SecretNotFound"),
+                ],
+            ),
+            "Degraded",
+        ),
+    ];
+    for (object, expected) in cases {
+        let program = format!(
+            "obj = {}\nlocal hs = (function()\n{script}\nend)()\nprint(hs.status)\nprint(hs.message)\n",
+            lua_literal(&object)
+        );
+        let out = std::process::Command::new(lua)
+            .args(["-e", &program])
+            .output()
+            .expect("lua runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "lua failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.lines().next(), Some(expected), "{object}\n{stdout}");
+    }
+}
+
+/// The README's `argocd-cm` snippet carries exactly the tested script.
+#[test]
+fn readme_argocd_snippet_is_the_tested_script() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let start = readme
+        .find("resource.customizations.health.losant.io_Integration")
+        .expect("the snippet's first key");
+    let end = readme[start..]
+        .find("resource.customizations.health.losant.io_LosantApplication")
+        .expect("the snippet's second key")
+        + start;
+    let snippet: Vec<&str> = readme[start..end]
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.strip_prefix("    "))
+        .collect();
+    let script = std::fs::read_to_string(chart_dir().join("files/argocd-health.lua"))
+        .expect("the health check script");
+    let code: Vec<&str> = script.lines().filter(|l| !l.starts_with("--")).collect();
+    assert_eq!(
+        snippet, code,
+        "README.md and files/argocd-health.lua differ"
+    );
+}
