@@ -210,7 +210,7 @@ fn ops_config(args: &RunArgs) -> OpsConfig {
             retry_period: args.retry_period,
         }),
         shutdown_timeout: args.shutdown_timeout,
-        expected_schema_version: None,
+        expected_schema_version: Some(losant_operator::crd::SCHEMA_VERSION),
     }
 }
 

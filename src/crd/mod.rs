@@ -28,6 +28,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
+/// The version of the CRD schemas this binary was built with, stamped on each CRD as the
+/// annotation `losant.io/schema-version`. Bump it whenever a schema changes, so an operator never
+/// writes through an older installed CRD that would prune what it writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The annotation that carries [`SCHEMA_VERSION`] on each CRD.
+pub const SCHEMA_VERSION_ANNOTATION: &str = "losant.io/schema-version";
+
 /// The CRDs of this operator, as they are installed.
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, serde_json::Error> {
     let mut integration = serde_json::to_value(Integration::crd())?;
@@ -39,6 +47,10 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, serde_json::Error> {
     let mut application = serde_json::to_value(LosantApplication::crd())?;
     strip_nullable(&mut integration);
     strip_nullable(&mut application);
+    for crd in [&mut integration, &mut application] {
+        crd["metadata"]["annotations"][SCHEMA_VERSION_ANNOTATION] =
+            json!(SCHEMA_VERSION.to_string());
+    }
     Ok(vec![
         serde_json::from_value(application)?,
         serde_json::from_value(integration)?,
