@@ -307,50 +307,80 @@ fn kubeconfig_via(proxy_addr: &str, label: &str) -> PathBuf {
 }
 
 /// A TCP proxy on loopback that accepts connections at once but forwards them to `upstream`
-/// only after [`GatedProxy::open`]: to the operator, an API server that does not answer yet.
+/// only while open ([`GatedProxy::open`]); [`GatedProxy::cut`] closes it again and drops every
+/// forwarded connection. To the operator: an API server that does not answer (yet, or any more).
 struct GatedProxy {
     addr: String,
-    gate: Arc<(Mutex<bool>, Condvar)>,
+    state: Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    open: Mutex<bool>,
+    opened: Condvar,
+    /// Both ends of every forwarded connection, to shut down on a cut.
+    streams: Mutex<Vec<TcpStream>>,
 }
 
 impl GatedProxy {
     fn start(upstream: &str) -> GatedProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy binds");
         let addr = listener.local_addr().expect("proxy address").to_string();
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let state = Arc::new(ProxyState::default());
         let upstream = upstream.to_owned();
-        let accept_gate = Arc::clone(&gate);
+        let accept_state = Arc::clone(&state);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let gate = Arc::clone(&accept_gate);
+                let state = Arc::clone(&accept_state);
                 let upstream = upstream.clone();
-                std::thread::spawn(move || forward_when_open(client, &upstream, &gate));
+                std::thread::spawn(move || forward_when_open(client, &upstream, &state));
             }
         });
-        GatedProxy { addr, gate }
+        GatedProxy { addr, state }
     }
 
     fn open(&self) {
-        let (lock, opened) = &*self.gate;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        opened.notify_all();
+        *self.state.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.state.opened.notify_all();
+    }
+
+    fn cut(&self) {
+        *self.state.open.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        for stream in self
+            .state
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 }
 
-fn forward_when_open(client: TcpStream, upstream: &str, gate: &(Mutex<bool>, Condvar)) {
-    let (lock, opened) = gate;
-    let mut open = lock.lock().unwrap_or_else(|e| e.into_inner());
+fn forward_when_open(client: TcpStream, upstream: &str, state: &ProxyState) {
+    let mut open = state.open.lock().unwrap_or_else(|e| e.into_inner());
     while !*open {
-        open = opened.wait(open).unwrap_or_else(|e| e.into_inner());
+        open = state.opened.wait(open).unwrap_or_else(|e| e.into_inner());
     }
     drop(open);
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
     };
-    let (Ok(mut client_read), Ok(mut server_read)) = (client.try_clone(), server.try_clone())
-    else {
+    let clones = (
+        client.try_clone(),
+        server.try_clone(),
+        client.try_clone(),
+        server.try_clone(),
+    );
+    let (Ok(mut client_read), Ok(mut server_read), Ok(client_end), Ok(server_end)) = clones else {
         return;
     };
+    state
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend([client_end, server_end]);
     let (mut client_write, mut server_write) = (client, server);
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut client_read, &mut server_write);
@@ -358,6 +388,64 @@ fn forward_when_open(client: TcpStream, upstream: &str, gate: &(Mutex<bool>, Con
     });
     let _ = std::io::copy(&mut server_read, &mut client_write);
     let _ = client_write.shutdown(Shutdown::Write);
+}
+
+/// A leader that cannot renew (its API server connection is cut) stops within the renew
+/// deadline, says why, and exits non-zero; the standby takes over once the lease expires.
+#[test]
+fn a_leader_that_cannot_renew_stops_and_exits() {
+    require_cluster!();
+    install_crds();
+    let ns = TestNamespace::new("ops-renew");
+    let proxy = GatedProxy::start(&api_server_addr());
+    proxy.open();
+    let kubeconfig = kubeconfig_via(&proxy.addr, ns.name());
+    let kubeconfig_path = kubeconfig.to_str().expect("UTF-8 path");
+    let lease_ns = ["--leader-election-namespace", ns.name()];
+    let args: Vec<&str> = ELECTION_ARGS.iter().copied().chain(lease_ns).collect();
+    let mut cut_off = Operator::start_with_env(
+        ns.name(),
+        "replica-a",
+        &args,
+        &[("KUBECONFIG", kubeconfig_path)],
+    );
+    wait_until(Duration::from_secs(30), "replica-a to lead", || {
+        lease_holder(ns.name()).as_deref() == Some("replica-a")
+    });
+    let standby = Operator::start(ns.name(), "replica-b", &args);
+    standby
+        .process
+        .wait_for_log("standing by for the lease", Duration::from_secs(30));
+
+    proxy.cut();
+    let cut = Instant::now();
+    // Renew deadline 4 s, counted from the start of the last successful renew (at most one
+    // retry period before the cut).
+    wait_until(
+        Duration::from_secs(15),
+        "the cut-off leader to exit",
+        || !cut_off.process.is_running(),
+    );
+    let took = cut.elapsed();
+    assert!(
+        took < Duration::from_secs(LEASE_SECONDS),
+        "it stopped before its lease could expire for the others ({took:?})"
+    );
+    let logs = cut_off.process.logs();
+    assert!(
+        logs.contains("lost the lease; stopped reconciling and exiting"),
+        "{logs}"
+    );
+    // main returns the error, which is a failure exit (status 1) with this line on stderr.
+    assert!(
+        logs.contains("Error: lost the leader lease"),
+        "a lost lease is a failure exit:\n{logs}"
+    );
+    wait_until(
+        Duration::from_secs(LEASE_SECONDS + 2 * RETRY_SECONDS + 10),
+        "the standby to take over",
+        || lease_holder(ns.name()).as_deref() == Some("replica-b"),
+    );
 }
 
 /// Two operators, one lease: exactly one reconciles; SIGKILL it and the other takes over within
