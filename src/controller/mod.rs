@@ -62,7 +62,8 @@ pub async fn run_with(
         namespaces.into_iter().map(Some).collect()
     };
     ensure_crds_installed(&kube, &scopes).await?;
-    if !ops.wait_for_current_crds(&kube).await? {
+    // CRDs at least as new as this binary, then the election: see ops::Operations::prepare.
+    if !ops.prepare(&kube).await? {
         return Ok(());
     }
     let ctx = Arc::new(Context::with_metrics(

@@ -22,7 +22,7 @@ pub mod schema;
 pub mod shutdown;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -82,18 +82,43 @@ pub struct Operations {
     pub shutdown: Shutdown,
     shutdown_timeout: Duration,
     expected_schema_version: Option<u32>,
+    election: Arc<Mutex<Election>>,
+}
+
+/// The election of this replica: created at start, joined by [`Operations::prepare`] once the
+/// CRDs are usable (a replica that cannot work must not take the lease from one that can), and
+/// stepped down from by [`Started::finish`].
+#[derive(Default)]
+enum Election {
+    /// No leader election: always leader.
+    #[default]
+    Off,
+    /// Not joined yet.
+    Pending(Box<leader::Elector>),
+    /// Running in the background.
+    Running(ElectorHandle),
+}
+
+impl std::fmt::Debug for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "Off",
+            Self::Pending(_) => "Pending",
+            Self::Running(_) => "Running",
+        })
+    }
 }
 
 /// The operations side once started; [`Started::finish`] releases the lease at the end.
 #[derive(Debug)]
 pub struct Started {
     operations: Operations,
-    elector: Option<ElectorHandle>,
     metrics_addr: Option<SocketAddr>,
 }
 
-/// Starts the operations side: the signal handler, the HTTP server (logging `metrics server
-/// listening on ADDR`, so a caller that asked for port 0 can find it) and the election.
+/// Starts the operations side: the signal handler and the HTTP server (logging `metrics server
+/// listening on ADDR`, so a caller that asked for port 0 can find it), and prepares the election
+/// (joined by [`Operations::prepare`]).
 pub async fn start(kube: &kube::Client, config: OpsConfig) -> Result<Started, OpsError> {
     let metrics = Metrics::new();
     let readiness = Readiness::default();
@@ -110,15 +135,15 @@ pub async fn start(kube: &kube::Client, config: OpsConfig) -> Result<Started, Op
         }
         None => None,
     };
-    let (leadership, elector) = match config.leader {
+    let (leadership, election) = match config.leader {
         Some(leader_config) => {
             let (elector, leadership) =
                 leader::Elector::new(kube.clone(), leader_config, metrics.clone());
-            (leadership, Some(elector.spawn()))
+            (leadership, Election::Pending(Box::new(elector)))
         }
         None => {
             metrics.set_leader(true);
-            (Leadership::always(), None)
+            (Leadership::always(), Election::Off)
         }
     };
     Ok(Started {
@@ -129,8 +154,8 @@ pub async fn start(kube: &kube::Client, config: OpsConfig) -> Result<Started, Op
             shutdown,
             shutdown_timeout: config.shutdown_timeout,
             expected_schema_version: config.expected_schema_version,
+            election: Arc::new(Mutex::new(election)),
         },
-        elector,
         metrics_addr,
     })
 }
@@ -148,9 +173,10 @@ impl Started {
 
     /// Steps down: stops reconciling and releases the lease if this replica holds it.
     pub async fn finish(self) -> Result<(), OpsError> {
-        match self.elector {
-            Some(elector) => Ok(elector.release().await?),
-            None => Ok(()),
+        let election = std::mem::take(&mut *self.operations.lock_election());
+        match election {
+            Election::Running(elector) => Ok(elector.release().await?),
+            Election::Off | Election::Pending(_) => Ok(()),
         }
     }
 }
@@ -168,16 +194,32 @@ impl Operations {
             shutdown: Shutdown::new(),
             shutdown_timeout: Duration::from_secs(20),
             expected_schema_version: None,
+            election: Arc::new(Mutex::new(Election::Off)),
         }
     }
 
-    /// Waits until the installed CRDs are at least the schema version this binary expects
-    /// (see [`schema`]); `Ok(false)` if shutdown was requested meanwhile.
-    pub async fn wait_for_current_crds(&self, kube: &kube::Client) -> Result<bool, OpsError> {
-        match self.expected_schema_version {
-            Some(expected) => Ok(schema::wait_until_current(kube, expected, &self.shutdown).await?),
-            None => Ok(true),
+    fn lock_election(&self) -> std::sync::MutexGuard<'_, Election> {
+        self.election
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Gets this replica ready to work: waits until the installed CRDs are at least the schema
+    /// version this binary expects (see [`schema`]), then joins the leader election. `Ok(false)`
+    /// if shutdown was requested meanwhile (nothing was joined).
+    pub async fn prepare(&self, kube: &kube::Client) -> Result<bool, OpsError> {
+        if let Some(expected) = self.expected_schema_version
+            && !schema::wait_until_current(kube, expected, &self.shutdown).await?
+        {
+            return Ok(false);
         }
+        let mut election = self.lock_election();
+        if let Election::Pending(_) = &*election
+            && let Election::Pending(elector) = std::mem::take(&mut *election)
+        {
+            *election = Election::Running(elector.spawn());
+        }
+        Ok(true)
     }
 
     /// A controller of `kind` over `api` (watched in `scope`, for the log), whose watch cache

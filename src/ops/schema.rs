@@ -117,6 +117,91 @@ pub async fn wait_until_current(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    /// A stand-in API server that serves the two CRDs with the given schema annotations.
+    async fn api_server(integrations: Option<&str>, applications: Option<&str>) -> kube::Client {
+        let versions = [
+            ("integrations.losant.io", integrations.map(str::to_owned)),
+            (
+                "losantapplications.losant.io",
+                applications.map(str::to_owned),
+            ),
+        ];
+        let app = Router::new().route(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+            get(move |Path(name): Path<String>| {
+                let version = versions
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| v.clone());
+                async move { axum::Json(crd(&name, version.as_deref())) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("http://{addr}").parse().expect("url");
+        kube::Client::try_from(kube::Config::new(url)).expect("client")
+    }
+
+    fn crd(name: &str, version: Option<&str>) -> Value {
+        let mut metadata = json!({"name": name});
+        if let Some(version) = version {
+            metadata["annotations"] = json!({SCHEMA_VERSION_ANNOTATION: version});
+        }
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": metadata,
+            "spec": {
+                "group": "losant.io",
+                "names": {"kind": "X", "plural": "xs"},
+                "scope": "Namespaced",
+                "versions": [],
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn older_and_unstamped_crds_are_reported() {
+        let kube = api_server(Some("1"), None).await;
+        assert_eq!(
+            outdated(&kube, 2).await.expect("reads"),
+            [
+                ("integrations.losant.io", Some(1)),
+                ("losantapplications.losant.io", None)
+            ]
+        );
+        let kube = api_server(Some("2"), Some("3")).await;
+        assert!(outdated(&kube, 2).await.expect("reads").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_outdated_crd_holds_the_operator_until_shutdown() {
+        let kube = api_server(Some("0"), Some("0")).await;
+        let shutdown = Shutdown::new();
+        shutdown.request();
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            wait_until_current(&kube, 1, &shutdown),
+        )
+        .await
+        .expect("returns once shutdown is requested");
+        assert!(!waited.expect("reads"), "never reports the CRDs usable");
+
+        let kube = api_server(Some("1"), Some("1")).await;
+        assert!(
+            wait_until_current(&kube, 1, &Shutdown::new())
+                .await
+                .expect("reads")
+        );
+    }
 
     #[test]
     fn versions_compare() {
