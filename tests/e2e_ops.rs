@@ -223,18 +223,40 @@ fn metrics_count_reconciles_and_objects_and_health_answers() {
         !text.contains(ns.name()) && !text.contains("metered"),
         "no label carries a namespace or an object name"
     );
-    // The Losant client reports its requests once its observer is wired; from then on one
-    // object means exactly one create.
-    if sum(&text, "losant_operator_losant_requests_total", &[]) > 0.0 {
-        assert_eq!(
-            sum(
-                &text,
-                "losant_operator_losant_requests_total",
-                &["operation=\"create\"", "status=\"201\""]
-            ),
-            1.0
-        );
-    }
+    // Every request to Losant is counted by operation and status: one object, one create.
+    assert_eq!(
+        sum(
+            &text,
+            "losant_operator_losant_requests_total",
+            &["operation=\"create\"", "status=\"201\""]
+        ),
+        1.0
+    );
+    assert!(
+        sum(
+            &text,
+            "losant_operator_losant_requests_total",
+            &["operation=\"list\"", "status=\"200\""]
+        ) >= 1.0,
+        "the name lookup before the create is counted"
+    );
+
+    // A change made in Losant is reverted, and counted as a drift correction.
+    let id =
+        get_object(ns.name(), "integration/metered").expect("exists")["status"]["integrationId"]
+            .as_str()
+            .expect("integrationId")
+            .to_owned();
+    let (status, _) = emulator.patch(
+        &emulator.integration_path(&id),
+        &json!({"topics": ["drifted/+"]}),
+    );
+    assert_eq!(status.as_u16(), 200);
+    wait_until(
+        READY_TIMEOUT,
+        "the drift to be corrected and counted",
+        || operator.sample("losant_operator_drift_corrections_total") >= Some(1.0),
+    );
 }
 
 /// `/readyz` stays 503 while the operator cannot reach the API server (its caches cannot sync)
@@ -514,6 +536,17 @@ fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() {
     let mut first = first;
     first.process.kill();
     let killed = Instant::now();
+    // Drift made while nobody leads: the standby skipped "one" (it was never asked to requeue
+    // it), so only the reconcile-everything on taking over can notice it.
+    let one = get_object(ns.name(), "integration/one").expect("exists")["status"]["integrationId"]
+        .as_str()
+        .expect("integrationId")
+        .to_owned();
+    let (status, _) = emulator.patch(
+        &emulator.integration_path(&one),
+        &json!({"topics": ["drifted/+"]}),
+    );
+    assert_eq!(status.as_u16(), 200);
     wait_until(
         Duration::from_secs(LEASE_SECONDS + 2 * RETRY_SECONDS + 10),
         "the standby to take the lease",
@@ -543,6 +576,12 @@ fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() {
             .any(|i| i["name"] == "two" && i["topics"] == json!(["a/2-changed"]))
     });
     assert!(second.reconciles("Integration") >= 1.0);
+    wait_until(READY_TIMEOUT, "the new leader to correct the drift", || {
+        emulator
+            .list_integrations()
+            .iter()
+            .any(|i| i["name"] == "one" && i["topics"] == json!(["a/1"]))
+    });
     let names: Vec<String> = emulator
         .list_integrations()
         .iter()
