@@ -173,9 +173,18 @@ fn a_revoked_token_blocks_deletion_until_the_policy_is_orphan() {
         ns.name(),
         "--wait=false",
     ]);
-    let blocked = wait_for_condition(ns.name(), "integration/queue", "Stalled", "True", TIMEOUT);
+    // The revoked token first makes the application (and so the Integration) not ready; the
+    // deletion then reports why it cannot finish.
+    let blocked = wait_for(TIMEOUT, "DeletionBlocked", || {
+        let object = get_object(ns.name(), "integration/queue")?;
+        let ready = find_condition(&object, "Ready")?;
+        (ready["reason"] == "DeletionBlocked").then(|| object.clone())
+    });
     let ready = find_condition(&blocked, "Ready").unwrap();
-    assert_eq!(ready["reason"], "DeletionBlocked");
+    assert_eq!(
+        find_condition(&blocked, "Stalled").unwrap()["status"],
+        "True"
+    );
     let message = ready["message"].as_str().unwrap();
     assert!(
         message.contains("401") || message.contains("Unauthorized"),

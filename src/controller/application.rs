@@ -23,12 +23,29 @@ use crate::sync::conditions::{self, Health};
 /// The controller's entry point for a `LosantApplication`.
 pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
-    let key = format!("LosantApplication/{namespace}/{}", app.name_any());
-    if manage_in_use(&app, &namespace, &ctx).await? {
+    let key = super::backoff_key("LosantApplication", Some(&namespace), &app.name_any());
+    let in_use = manage_in_use(&app, &namespace, &ctx).await?;
+    if matches!(in_use, InUse::Released) {
         // Deleted and no longer used: let it go (nothing left to report on).
         return Ok(Action::await_change());
     }
-    let result = verify(&app, &namespace, &ctx).await?;
+    // Integration events wake this reconciler for the in-use bookkeeping; the token is checked
+    // against Losant only when something it depends on changed or the re-check is due.
+    let fingerprint = fingerprint(&app, &namespace, &ctx).await?;
+    let ready = app.status.as_ref().is_some_and(|s| {
+        s.observed_generation == app.metadata.generation
+            && conditions::ready_condition(&s.conditions).is_some_and(|c| c.status == "True")
+    });
+    let uid = app.uid().unwrap_or_default();
+    let result = if ready && ctx.verified_recently(&uid, &fingerprint) {
+        Ok(())
+    } else {
+        let result = verify(&app, &namespace, &ctx).await?;
+        if result.is_ok() {
+            ctx.note_verified(&uid, fingerprint);
+        }
+        result
+    };
     let (health, action) = match result {
         Ok(()) => {
             ctx.reset_backoff(&key);
@@ -86,6 +103,11 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
     }
     let api: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), &namespace);
     status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await?;
+    if matches!(in_use, InUse::HeldWhileDeleting) {
+        // The Integrations' cache may lag behind their deletion: look again soon rather than at
+        // the next re-check, so a namespace deletion is not held up.
+        return Ok(Action::requeue(std::time::Duration::from_secs(2)));
+    }
     Ok(action)
 }
 
@@ -128,7 +150,7 @@ async fn manage_in_use(
     app: &LosantApplication,
     namespace: &str,
     ctx: &Context,
-) -> Result<bool, Error> {
+) -> Result<InUse, Error> {
     let Some(stores) = ctx
         .integration_stores(std::time::Duration::from_secs(2))
         .await
@@ -136,31 +158,79 @@ async fn manage_in_use(
         // The caches are not there yet: leave the finalizers as they are; the next reconcile
         // (an Integration event or the periodic re-check) settles them.
         tracing::debug!("Integration caches not synced yet; in-use finalizers left as they are");
-        return Ok(false);
+        return Ok(InUse::Unknown);
     };
     let used = in_use::users(&stores, namespace, &app.name_any()) > 0;
     let deleting = app.metadata.deletion_timestamp.is_some();
     let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
-    // No new finalizer may be added to an object being deleted.
-    if !deleting || !used {
-        in_use::set_finalizer(&apps, app, used && !deleting).await?;
-    }
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let secret_name = &app.spec.token_secret_ref.name;
-    if let Some(secret) = secrets_api
-        .get_opt(secret_name)
+    let others = apps
+        .list(&kube::api::ListParams::default())
         .await
-        .map_err(Error::kube("read the token Secret"))?
-    {
-        let others = apps
-            .list(&kube::api::ListParams::default())
+        .map_err(Error::kube("list LosantApplications"))?;
+    // When this application goes, it no longer needs its Secrets.
+    let remaining: Vec<LosantApplication> = others
+        .items
+        .into_iter()
+        .filter(|a| !(deleting && !used && a.name_any() == app.name_any()))
+        .collect();
+    // The Secrets first: once the application's own finalizer is gone, nothing would revisit them.
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let mut guarded = vec![&app.spec.token_secret_ref.name];
+    guarded.extend(app.spec.ca_bundle_secret_ref.as_ref().map(|r| &r.name));
+    for secret_name in guarded {
+        let Some(secret) = secrets_api
+            .get_opt(secret_name)
             .await
-            .map_err(Error::kube("list LosantApplications"))?;
-        let needed = in_use::secret_needed(&stores, &others.items, namespace, secret_name);
+            .map_err(Error::kube("read a Secret of the application"))?
+        else {
+            continue;
+        };
+        let needed = in_use::secret_needed(&stores, &remaining, namespace, secret_name);
         let secret_deleting = secret.metadata.deletion_timestamp.is_some();
+        // No new finalizer may be added to an object being deleted.
         if !secret_deleting || !needed {
             in_use::set_finalizer(&secrets_api, &secret, needed && !secret_deleting).await?;
         }
     }
-    Ok(deleting && !used)
+    if !deleting || !used {
+        in_use::set_finalizer(&apps, app, used && !deleting).await?;
+    }
+    Ok(match (deleting, used) {
+        (true, false) => InUse::Released,
+        (true, true) => InUse::HeldWhileDeleting,
+        (false, _) => InUse::Settled,
+    })
+}
+
+/// Where the in-use bookkeeping left the application.
+enum InUse {
+    /// Finalizers are as they should be.
+    Settled,
+    /// The caches were not ready; nothing was changed.
+    Unknown,
+    /// Being deleted, and Integrations still need it: the finalizer stays.
+    HeldWhileDeleting,
+    /// Being deleted, and no longer used: let go.
+    Released,
+}
+
+/// What a verification depends on: the spec's generation and the Secrets' versions.
+async fn fingerprint(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<String, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    let mut parts = vec![app.metadata.generation.unwrap_or_default().to_string()];
+    let mut names = vec![&app.spec.token_secret_ref.name];
+    names.extend(app.spec.ca_bundle_secret_ref.as_ref().map(|r| &r.name));
+    for name in names {
+        let version = secrets
+            .get_metadata_opt(name)
+            .await
+            .map_err(Error::kube("read a Secret of the application"))?
+            .and_then(|s| s.metadata.resource_version);
+        parts.push(version.unwrap_or_default());
+    }
+    Ok(parts.join("/"))
 }

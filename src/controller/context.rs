@@ -68,6 +68,8 @@ pub struct Context {
     pub snapshots: Snapshots,
     /// Which object owns which remote.
     pub owners: Owners,
+    /// When each application (by uid) was last verified, and against what.
+    verified: Mutex<HashMap<String, (std::time::Instant, String)>>,
     /// The Integration caches of every controller, for in-use accounting.
     integration_stores: Mutex<Vec<Store<Integration>>>,
     /// How many Integration caches there will be (one per watched scope).
@@ -98,6 +100,7 @@ impl Context {
                 .with_observer(metrics.losant_observer()),
             snapshots: Snapshots::default(),
             owners: Owners::default(),
+            verified: Mutex::new(HashMap::new()),
             integration_stores: Mutex::new(Vec::new()),
             expected_integration_stores: std::sync::atomic::AtomicUsize::new(0),
             kube,
@@ -184,6 +187,30 @@ impl Context {
             }
         };
         tokio::time::timeout(patience, all_synced).await.ok()
+    }
+
+    /// Whether the application `uid` was verified with this `fingerprint` within the re-check
+    /// interval.
+    pub fn verified_recently(&self, uid: &str, fingerprint: &str) -> bool {
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        verified.get(uid).is_some_and(|(at, seen)| {
+            seen == fingerprint && at.elapsed() < self.settings.application_recheck_interval
+        })
+    }
+
+    /// Remembers a successful verification.
+    pub fn note_verified(&self, uid: &str, fingerprint: String) {
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if verified.len() > 10_000 {
+            verified.clear();
+        }
+        verified.insert(uid.to_owned(), (std::time::Instant::now(), fingerprint));
     }
 
     /// Forgets the failures of `key` after a success.

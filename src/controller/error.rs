@@ -24,10 +24,27 @@ pub enum Error {
     InvalidPatch,
     /// The remote could not be deleted yet; the finalizer stays (the condition says why).
     #[error("deletion of the remote integration is blocked")]
-    DeletionBlocked,
+    DeletionBlocked {
+        /// When to try again: soon for a transient failure, slowly for a permanent one.
+        retry_in: std::time::Duration,
+    },
 }
 
 impl Error {
+    /// The retry delay this error asks for, if it asks for one (a blocked deletion wrapped by the
+    /// finalizer helper).
+    pub fn requested_retry(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::DeletionBlocked { retry_in } => Some(*retry_in),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::CleanupFailed(error)
+                | kube::runtime::finalizer::Error::ApplyFailed(error) => error.requested_retry(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Builds a [`Error::Kube`] for `action`.
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { action, source }
@@ -39,7 +56,7 @@ impl Error {
             Error::Kube { .. } => "KubeApi",
             Error::Finalizer(_) => "Finalizer",
             Error::MissingNamespace => "MissingNamespace",
-            Error::DeletionBlocked => "DeletionBlocked",
+            Error::DeletionBlocked { .. } => "DeletionBlocked",
             Error::InvalidPatch => "InvalidPatch",
         }
     }

@@ -28,7 +28,8 @@ pub fn users(stores: &[Store<Integration>], namespace: &str, name: &str) -> usiz
         .count()
 }
 
-/// Whether the token Secret `secret` is needed: some application that uses it is in use.
+/// Whether the Secret `secret` is needed: some application whose token or CA bundle it holds is
+/// in use.
 pub fn secret_needed(
     stores: &[Store<Integration>],
     apps: &[LosantApplication],
@@ -36,7 +37,13 @@ pub fn secret_needed(
     secret: &str,
 ) -> bool {
     apps.iter()
-        .filter(|a| a.spec.token_secret_ref.name == secret)
+        .filter(|a| {
+            a.spec.token_secret_ref.name == secret
+                || a.spec
+                    .ca_bundle_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == secret)
+        })
         .any(|a| users(stores, namespace, &a.name_any()) > 0)
 }
 

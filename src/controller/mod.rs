@@ -282,16 +282,25 @@ fn integrations_using<S: ResourceExt>(
 }
 
 /// Kubernetes API failures (and blocked deletions) back off per object.
-fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/{}/{}",
-        std::any::type_name::<K>(),
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
+fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let key = backoff_key(
+        K::kind(&()).as_ref(),
+        obj.namespace().as_deref(),
+        &obj.name_any(),
     );
-    let wait = ctx.backoff(&key, None);
+    let wait = error
+        .requested_retry()
+        .unwrap_or_else(|| ctx.backoff(&key, None));
     tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), error = %outcome::describe(error), category = error.category(), retry_in_ms = wait.as_millis() as u64, "reconcile failed");
     Action::requeue(wait)
+}
+
+/// The key of an object's backoff state, the same for failures and for the reset after success.
+pub fn backoff_key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    format!("{kind}/{}/{name}", namespace.unwrap_or_default())
 }
 
 fn log_result<K, E>(result: Result<(ObjectRef<K>, Action), E>) -> futures::future::Ready<()>

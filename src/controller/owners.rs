@@ -1,7 +1,8 @@
 //! One owner per remote, the I/O half: feeding the [`OwnerIndex`] from the watched objects and
 //! confirming a rival still exists before refusing to write.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use kube::Api;
 use kube::api::{ListParams, ResourceExt};
@@ -14,6 +15,9 @@ use crate::sync::owners::{Claim, OwnerIndex, Rival, Seniority};
 #[derive(Debug, Default)]
 pub struct Owners {
     index: Mutex<OwnerIndex>,
+    /// One lock per remote name: objects claiming the same name look it up and create in turn,
+    /// never at once (two copies applied together would otherwise both find nothing and POST).
+    name_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// `namespace/name` of an object.
@@ -86,6 +90,22 @@ impl Owners {
             }
             self.lock().remove(&rival.object);
         }
+    }
+
+    /// Holds the lock of remote name `name` until the guard is dropped.
+    pub async fn lock_name(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .name_locks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if locks.len() > 4096 {
+                // Forget locks nobody holds or waits for.
+                locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            Arc::clone(locks.entry(name.to_owned()).or_default())
+        };
+        lock.lock_owned().await
     }
 
     /// Forgets a deleted object.

@@ -137,6 +137,8 @@ impl Error {
         match self {
             Error::Timeout { .. } | Error::Transport { .. } => true,
             Error::Api { status, .. } => *status >= 500,
+            // A success answer that could not be read: the write happened.
+            Error::Decode { status, .. } => (200..300).contains(status),
             _ => false,
         }
     }
@@ -182,6 +184,22 @@ mod tests {
         }
         assert!(Error::UnstableList.is_transient());
         assert!(!Error::Config { reason: "x".into() }.is_transient());
+    }
+
+    #[test]
+    fn an_unreadable_success_answer_means_the_write_happened() {
+        let unreadable = Error::Decode {
+            status: 201,
+            reason: "x".into(),
+        };
+        assert!(unreadable.write_outcome_unknown());
+        assert!(
+            !Error::Decode {
+                status: 400,
+                reason: "x".into()
+            }
+            .write_outcome_unknown()
+        );
     }
 
     #[test]

@@ -25,13 +25,6 @@ use crate::losant;
 use crate::sync::conditions::{self, Health};
 use crate::sync::locate;
 
-/// What deletion has to deal with.
-struct Doomed {
-    id: String,
-    application_id: String,
-    origin: Option<Origin>,
-}
-
 /// Deletes (or orphans) the remote, then lets the finalizer go.
 pub async fn cleanup(
     obj: &Integration,
@@ -59,7 +52,12 @@ pub async fn cleanup(
         }
         Err(Stop::Kube(error)) => Err(error),
         Err(Stop::Failed(failure)) => {
-            // Keep the finalizer: say why, and fail so the controller retries with backoff.
+            // Keep the finalizer: say why, and fail so the controller retries: with backoff (or
+            // Losant's Retry-After) when transient, slowly when it needs a change.
+            let retry_in = match &failure {
+                Failure::Permanent { .. } => ctx.settings.stalled_retry_interval,
+                Failure::Transient { retry_after, .. } => ctx.backoff(&key(obj), *retry_after),
+            };
             let health = match failure {
                 Failure::Permanent { message, .. } => Health::Stalled {
                     reason: "DeletionBlocked",
@@ -80,7 +78,7 @@ pub async fn cleanup(
             );
             announce_failure(obj, &previous, &health, ctx).await;
             status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
-            Err(Error::DeletionBlocked)
+            Err(Error::DeletionBlocked { retry_in })
         }
     }
 }
@@ -93,21 +91,29 @@ async fn delete(
     ctx: &Context,
 ) -> Result<Option<(&'static str, String)>, Stop> {
     let pending = record::create_pending(obj);
-    let recorded = previous
-        .integration_id
-        .clone()
-        .zip(previous.application_id.clone())
-        .map(|(id, application_id)| Doomed {
-            id,
-            application_id,
-            origin: previous.origin,
+    // The annotations are written before status, so they are never older than it.
+    let recorded = record::annotated(obj)
+        .map(|a| Doomed {
+            id: a.id,
+            application_id: a.application_id,
+            origin: a.origin,
+        })
+        .or_else(|| {
+            let (id, application_id) = previous
+                .integration_id
+                .clone()
+                .zip(previous.application_id.clone())?;
+            Some(Doomed {
+                id,
+                application_id,
+                origin: previous.origin,
+            })
         });
-    let recorded = recorded.or_else(|| annotated(obj));
     // A pending create is the operator's own, and deleted by default.
     let origin = recorded
         .as_ref()
         .and_then(|r| r.origin)
-        .or(pending.map(|_| Origin::Created));
+        .or(pending.as_ref().map(|_| Origin::Created));
     if locate::effective_deletion_policy(obj.spec.deletion_policy, origin) == DeletionPolicy::Orphan
     {
         return Ok(recorded.map(|r| {
@@ -120,111 +126,107 @@ async fn delete(
             )
         }));
     }
-    let doomed = match recorded {
-        Some(doomed) => doomed,
-        None if pending.is_some() => match find_pending(obj, namespace, ctx, pending).await? {
-            Some(doomed) => doomed,
-            None => return Ok(None),
-        },
-        None => return Ok(None),
-    };
-    let api_url = previous.api_url.clone();
-    let client = client_for(
-        obj,
-        &doomed.application_id,
-        api_url.as_deref(),
-        namespace,
-        ctx,
-    )
-    .await?;
-    // An older object that manages the same remote (this one may be a copy) keeps it.
-    let api_url = client.api_url().trim_end_matches('/');
-    let claim = owners::claims(
-        api_url,
-        &doomed.application_id,
-        obj.remote_name(),
-        Some(&doomed.id),
-    );
-    let by_id = claim.into_iter().skip(1).collect();
-    if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, by_id).await? {
-        return Ok(Some((
-            "NotOwner",
-            format!(
-                "integration {} is managed by Integration {}; left in place",
-                doomed.id, rival.object
-            ),
-        )));
+    let mut doomed: Vec<Doomed> = recorded.into_iter().collect();
+    // A create still pending (its answer lost, or a crash before recording it) may have made
+    // another integration, under the name and application it was sent with.
+    if let Some(pending) = &pending
+        && let Some(made) = find_pending(obj, namespace, ctx, pending).await?
+        && !doomed.iter().any(|d| d.id == made.id)
+    {
+        doomed.push(made);
     }
-    match client.delete(&doomed.application_id, &doomed.id).await {
-        Ok(()) => {}
-        // The integration, or its whole application, is gone: nothing left to delete.
-        Err(error) if error.is_not_found() => {}
-        Err(error) => return Err(Failure::losant(LosantCall::Delete, &error).into()),
+    let mut deleted = Vec::new();
+    for target in doomed {
+        let client = client_for(
+            obj,
+            &target.application_id,
+            previous.api_url.as_deref(),
+            namespace,
+            ctx,
+        )
+        .await?;
+        // An older object that manages the same remote (this one may be a copy) keeps it.
+        let api_url = client.api_url().trim_end_matches('/');
+        let claim = owners::claims(
+            api_url,
+            &target.application_id,
+            obj.remote_name(),
+            Some(&target.id),
+        );
+        let by_id = claim.into_iter().skip(1).collect();
+        if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, by_id).await? {
+            return Ok(Some((
+                "NotOwner",
+                format!(
+                    "integration {} is managed by Integration {}; left in place",
+                    target.id, rival.object
+                ),
+            )));
+        }
+        match client.delete(&target.application_id, &target.id).await {
+            Ok(()) => {}
+            // The integration, or its whole application, is gone: nothing left to delete.
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(Failure::losant(LosantCall::Delete, &error).into()),
+        }
+        deleted.push(format!(
+            "integration {} from application {}",
+            target.id, target.application_id
+        ));
     }
-    Ok(Some((
-        "Deleted",
-        format!(
-            "deleted integration {} from application {}",
-            doomed.id, doomed.application_id
-        ),
-    )))
+    Ok((!deleted.is_empty()).then(|| ("Deleted", format!("deleted {}", deleted.join(" and ")))))
 }
 
-fn annotated(obj: &Integration) -> Option<Doomed> {
-    let annotations = obj.metadata.annotations.as_ref()?;
-    let origin = match annotations.get(record::ORIGIN).map(String::as_str) {
-        Some("Created") => Some(Origin::Created),
-        Some("Adopted") => Some(Origin::Adopted),
-        _ => None,
-    };
-    Some(Doomed {
-        id: annotations.get(record::INTEGRATION_ID)?.clone(),
-        application_id: annotations.get(record::APPLICATION_ID)?.clone(),
-        origin,
-    })
+struct Doomed {
+    id: String,
+    application_id: String,
+    origin: Option<Origin>,
 }
 
-/// The integration a pending create made, found by name in the spec's application. `None` when
-/// nothing was created (after the grace period).
+/// The integration a pending create made, found by the name and in the application it was sent
+/// with. `None` when nothing was created (once the grace period is over).
 async fn find_pending(
     obj: &Integration,
     namespace: &str,
     ctx: &Context,
-    pending: Option<Timestamp>,
+    pending: &record::Pending,
 ) -> Result<Option<Doomed>, Stop> {
-    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
-    let Some(app) = apps
-        .get_opt(&obj.spec.application_ref.name)
-        .await
-        .map_err(Error::kube("read the LosantApplication"))?
-    else {
-        return Err(Failure::permanent("DeletionBlocked", "a create was pending, and the LosantApplication to look for it with is gone; set deletionPolicy: Orphan to let go").into());
+    let application_id = match &pending.application_id {
+        Some(id) => id.clone(),
+        None => {
+            let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+            let Some(app) = apps
+                .get_opt(&obj.spec.application_ref.name)
+                .await
+                .map_err(Error::kube("read the LosantApplication"))?
+            else {
+                return Err(Failure::permanent(
+                    "DeletionBlocked",
+                    "a create was pending, and the LosantApplication to look for it with is gone; set deletionPolicy: Orphan to let go",
+                )
+                .into());
+            };
+            app.spec.application_id.to_ascii_lowercase()
+        }
     };
-    let application_id = app.spec.application_id.to_ascii_lowercase();
-    let client = client_for(
-        obj,
-        &application_id,
-        Some(app.spec.api_url.trim_end_matches('/')),
-        namespace,
-        ctx,
-    )
-    .await?;
+    let client = client_for(obj, &application_id, None, namespace, ctx).await?;
+    let name = pending
+        .name
+        .clone()
+        .unwrap_or_else(|| obj.remote_name().to_owned());
     let matches = client
-        .find_by_name(&application_id, obj.remote_name())
+        .find_by_name(&application_id, &name)
         .await
         .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
     match matches.as_slice() {
         [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
-        [] => {
-            let waited = pending.map(|since| Timestamp::now().duration_since(since).unsigned_abs()).unwrap_or_default();
-            if waited < ctx.settings.create_grace_period {
-                return Err(Failure::transient("Deleting", "a create may still show up in Losant's lists; waiting before letting go").into());
-            }
-            Ok(None)
+        [] if pending.age(Timestamp::now()) < ctx.settings.create_grace_period => {
+            Err(Failure::transient("Deleting", "a create may still show up in Losant's lists; waiting for it before letting go").into())
         }
+        [] => Ok(None),
         many => Err(Failure::permanent(
             "DeletionBlocked",
-            format!("a create was pending and {} integrations have its name; delete the right one in Losant, then set deletionPolicy: Orphan", many.len()),
+            format!("a create was pending and {} integrations are named {name:?}; delete the right one in Losant, then set deletionPolicy: Orphan", many.len()),
         )
         .into()),
     }
@@ -257,4 +259,39 @@ async fn client_for(
             )
         })?;
     Ok(super::super::clients::for_application(&app, namespace, ctx).await??)
+}
+
+/// Deletes one remote integration with a token of its application, unless an older object owns
+/// it. Returns whether it deleted something (a 404 or an owner elsewhere: false).
+pub(super) async fn delete_one(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    id: &str,
+    application_id: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<bool, Stop> {
+    let client = client_for(
+        obj,
+        application_id,
+        previous.api_url.as_deref(),
+        namespace,
+        ctx,
+    )
+    .await?;
+    let api_url = client.api_url().trim_end_matches('/');
+    let claim = owners::claims(api_url, application_id, obj.remote_name(), Some(id));
+    if ctx
+        .owners
+        .claim(&ctx.kube, obj, claim.into_iter().skip(1).collect())
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    match client.delete(application_id, id).await {
+        Ok(()) => Ok(true),
+        Err(error) if error.is_not_found() => Ok(false),
+        Err(error) => Err(Failure::losant(LosantCall::Delete, &error).into()),
+    }
 }

@@ -101,11 +101,7 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn key(obj: &Integration) -> String {
-    format!(
-        "Integration/{}/{}",
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    )
+    super::backoff_key("Integration", obj.namespace().as_deref(), &obj.name_any())
 }
 
 async fn apply(
@@ -128,6 +124,8 @@ async fn apply(
     };
     let previous = obj.status.clone().unwrap_or_default();
     let now = Time(Timestamp::now());
+    // Held until the id is recorded, so another object with this name sees it.
+    let _name_lock = ctx.owners.lock_name(obj.remote_name()).await;
     let result = sync(obj, api, &previous, namespace, ctx).await;
     let (next, health, action) = match result {
         Ok(synced) => {
@@ -221,7 +219,7 @@ async fn sync(
     let same_place = previous.application_id.as_deref() == Some(application_id.as_str())
         && previous.api_url.as_deref() == Some(api_url.as_str());
     if !same_place && let Some(old_id) = &previous.integration_id {
-        leave_old_application(obj, previous, old_id, &client, ctx).await;
+        leave_old_application(obj, previous, old_id, namespace, ctx).await?;
     }
     let recorded = record::recorded(obj, previous, &application_id, &api_url);
     let known_id = recorded.as_ref().map(|r| r.id.clone());
@@ -244,54 +242,62 @@ async fn sync(
     let secrets_changed = !same_place || resolved.versions != previous.applied_secret_versions;
     let pending = record::create_pending(obj);
 
-    let (remote, origin, recreate_of) = match &known_id {
-        Some(id) => {
-            let unchanged = !secrets_changed
-                && obj.metadata.generation == previous.observed_generation
-                && conditions::ready_condition(&previous.conditions)
-                    .is_some_and(|c| c.status == "True");
-            match read_known(&client, &application_id, id, unchanged, previous, ctx).await? {
-                // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
-                Some(remote) => (
-                    Some(remote),
-                    recorded.and_then(|r| r.origin).unwrap_or(Origin::Adopted),
-                    None,
-                ),
-                None => (None, Origin::Created, Some(id.clone())),
-            }
-        }
+    // The recorded remote, if Losant still has it.
+    let mut found = None;
+    if let Some(id) = &known_id {
+        let unchanged = !secrets_changed
+            && obj.metadata.generation == previous.observed_generation
+            && conditions::ready_condition(&previous.conditions)
+                .is_some_and(|c| c.status == "True");
+        found = read_known(&client, &application_id, id, unchanged, previous, ctx).await?;
+    }
+    let (remote, origin, recreate_of) = match found {
+        // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
+        Some(remote) => (
+            Some(remote),
+            recorded.and_then(|r| r.origin).unwrap_or(Origin::Adopted),
+            None,
+        ),
+        // Nothing recorded, or it is gone: look the name up. While a create is pending that
+        // lookup uses the name (and application) the create was sent with, and a match is the
+        // operator's own creation; nothing matching yet means waiting out the grace period.
         None => {
+            let pending_here = pending.as_ref().filter(|p| {
+                p.application_id
+                    .as_deref()
+                    .is_none_or(|a| a == application_id)
+            });
+            let lookup_name = pending_here
+                .and_then(|p| p.name.clone())
+                .unwrap_or_else(|| desired.name.clone());
             let matches = client
-                .find_by_name(&application_id, &desired.name)
+                .find_by_name(&application_id, &lookup_name)
                 .await
                 .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
-            match locate::choose(matches, obj.spec.adoption_policy, pending.is_some()) {
+            match locate::choose(matches, obj.spec.adoption_policy, pending_here.is_some()) {
                 Lookup::Create => {
-                    wait_for_pending_create(pending, ctx)?;
-                    (None, Origin::Created, None)
+                    wait_for_pending_create(pending_here, ctx)?;
+                    (None, Origin::Created, known_id.clone())
                 }
                 Lookup::Take(remote, origin) => (Some(*remote), origin, None),
                 Lookup::Ambiguous { count } => {
                     return Err(Failure::permanent(
                         "AmbiguousName",
-                        format!("{count} integrations in application {application_id} are named {:?}; rename or delete all but one", desired.name),
+                        format!("{count} integrations in application {application_id} are named {lookup_name:?}; rename or delete all but one"),
                     )
                     .into());
                 }
                 Lookup::AlreadyExists { id } => {
                     return Err(Failure::permanent(
                         "AlreadyExists",
-                        format!(
-                            "integration {id} is already named {:?} and adoptionPolicy is Never",
-                            desired.name
-                        ),
+                        format!("integration {id} is already named {lookup_name:?} and adoptionPolicy is Never"),
                     )
                     .into());
                 }
             }
         }
     };
-    let adopted_now = known_id.is_none() && remote.is_some();
+    let adopted_now = known_id.is_none() && origin == Origin::Adopted && remote.is_some();
     let fields: &[String] = if known_id.is_some() {
         &previous.applied_fields
     } else {
@@ -337,10 +343,12 @@ async fn ready_application(
         .get_opt(name)
         .await
         .map_err(Error::kube("read the LosantApplication"))?
+        // Often just not applied yet (GitOps tools apply in any order): wait for it; the
+        // LosantApplication watch brings this object back as soon as it appears.
         .ok_or_else(|| {
-            Failure::permanent(
+            Failure::transient(
                 "ApplicationNotFound",
-                format!("LosantApplication {name:?} does not exist in this namespace"),
+                format!("LosantApplication {name:?} does not exist in this namespace (yet)"),
             )
         })?;
     let status = app.status.clone().unwrap_or_default();
@@ -437,12 +445,12 @@ struct Target<'a> {
 
 /// Refuses to create again while an earlier create may still be in flight (its answer lost, or
 /// lists lagging behind it), until the grace period has passed.
-fn wait_for_pending_create(pending: Option<Timestamp>, ctx: &Context) -> Result<(), Stop> {
-    let Some(since) = pending else {
+fn wait_for_pending_create(pending: Option<&record::Pending>, ctx: &Context) -> Result<(), Stop> {
+    let Some(pending) = pending else {
         return Ok(());
     };
     let grace = ctx.settings.create_grace_period;
-    let waited = Timestamp::now().duration_since(since).unsigned_abs();
+    let waited = pending.age(Timestamp::now());
     if waited >= grace {
         return Ok(());
     }
@@ -450,8 +458,8 @@ fn wait_for_pending_create(pending: Option<Timestamp>, ctx: &Context) -> Result<
     Err(Failure::Transient {
         reason: "CreatePending",
         message: format!(
-            "a create sent at {since} is not visible yet; waiting up to {}s more before creating again",
-            remaining.as_secs()
+            "a create sent at {} is not visible in Losant's lists yet; waiting for it before creating again",
+            pending.at
         ),
         retry_after: Some(remaining.min(std::time::Duration::from_secs(5))),
     }
@@ -475,7 +483,8 @@ async fn execute(
     } = *target;
     match plan::plan(desired, remote.as_ref(), last) {
         Plan::Create(post) => {
-            record::mark_create_pending(api, &obj.name_any(), Timestamp::now()).await?;
+            record::mark_create_pending(api, obj, Timestamp::now(), application_id, &post.name)
+                .await?;
             let created = match client.create(application_id, &post).await {
                 Ok(created) => created,
                 Err(error) => {
@@ -543,34 +552,35 @@ fn patched_fields(patch: &losant::IntegrationPatch) -> Vec<&'static str> {
     fields
 }
 
-/// The spec moved to another application: the old remote follows the deletion policy.
+/// The spec moved to another application: the old remote follows the deletion policy, deleted
+/// with a token of the old application (a `LosantApplication` of this namespace that names it).
+/// A transient failure holds the move until it can be done; a permanent one leaves the old
+/// remote in place and says so.
 async fn leave_old_application(
     obj: &Integration,
     previous: &IntegrationStatus,
     old_id: &str,
-    client: &losant::Client,
+    namespace: &str,
     ctx: &Context,
-) {
+) -> Result<(), Stop> {
     let old_app = previous.application_id.clone().unwrap_or_default();
     let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
-    let same_api = previous.api_url.as_deref() == Some(client.api_url().trim_end_matches('/'));
     let note = match policy {
-        DeletionPolicy::Delete if same_api => match client.delete(&old_app, old_id).await {
-            Ok(()) => {
-                format!("deleted integration {old_id} from application {old_app} after the move")
-            }
-            Err(error) if error.is_not_found() => {
-                format!("integration {old_id} was already gone from application {old_app}")
-            }
-            Err(error) => format!(
-                "could not delete integration {old_id} from application {old_app}; it is left in place: {error}"
-            ),
-        },
-        DeletionPolicy::Delete => format!(
-            "integration {old_id} is left in application {old_app}: it lives behind another API URL"
-        ),
         DeletionPolicy::Orphan => {
             format!("integration {old_id} is left in application {old_app} (deletionPolicy Orphan)")
+        }
+        DeletionPolicy::Delete => {
+            match cleanup::delete_one(obj, previous, old_id, &old_app, namespace, ctx).await {
+                Ok(true) => format!(
+                    "deleted integration {old_id} from application {old_app} after the move"
+                ),
+                // Already gone, or another object owns it: nothing to say again on every retry.
+                Ok(false) => return Ok(()),
+                Err(Stop::Failed(Failure::Permanent { message, .. })) => {
+                    format!("integration {old_id} is left in application {old_app}: {message}")
+                }
+                Err(other) => return Err(other),
+            }
         }
     };
     ctx.event(
@@ -581,6 +591,7 @@ async fn leave_old_application(
         note,
     )
     .await;
+    Ok(())
 }
 
 /// Normal events for writes.

@@ -41,33 +41,54 @@ fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// The remote recorded for `application_id` at `api_url`: from status, else from the annotations
-/// (which survive a restore that loses status).
+/// The remote recorded for `application_id`: from the annotations, which are written before
+/// status and so are never older than it (and survive a restore that loses status); else from
+/// status, when it is about this application and API URL.
 pub fn recorded(
     obj: &Integration,
     status: &IntegrationStatus,
     application_id: &str,
     api_url: &str,
 ) -> Option<Recorded> {
-    let status_here = status.application_id.as_deref() == Some(application_id)
-        && status.api_url.as_deref() == Some(api_url);
-    if status_here && let Some(id) = &status.integration_id {
+    if let Some(annotated) = annotated(obj)
+        && annotated.application_id == application_id
+    {
         return Some(Recorded {
-            id: id.clone(),
-            origin: status.origin,
+            id: annotated.id,
+            origin: annotated.origin,
         });
     }
-    let id = annotation(obj, INTEGRATION_ID)?;
-    if annotation(obj, APPLICATION_ID) != Some(application_id) {
-        return None;
+    let status_here = status.application_id.as_deref() == Some(application_id)
+        && status.api_url.as_deref() == Some(api_url);
+    match &status.integration_id {
+        Some(id) if status_here => Some(Recorded {
+            id: id.clone(),
+            origin: status.origin,
+        }),
+        _ => None,
     }
+}
+
+/// What the annotations record, whatever the application.
+pub struct Annotated {
+    /// Remote id.
+    pub id: String,
+    /// Its application.
+    pub application_id: String,
+    /// Created or adopted, if recorded.
+    pub origin: Option<Origin>,
+}
+
+/// The remote the annotations record, if they record one.
+pub fn annotated(obj: &Integration) -> Option<Annotated> {
     let origin = match annotation(obj, ORIGIN) {
         Some("Created") => Some(Origin::Created),
         Some("Adopted") => Some(Origin::Adopted),
         _ => None,
     };
-    Some(Recorded {
-        id: id.to_owned(),
+    Some(Annotated {
+        id: annotation(obj, INTEGRATION_ID)?.to_owned(),
+        application_id: annotation(obj, APPLICATION_ID)?.to_owned(),
         origin,
     })
 }
@@ -81,9 +102,49 @@ pub fn status_lags_annotations(obj: &Integration) -> bool {
     annotation(obj, INTEGRATION_ID).is_some_and(|id| status_id != Some(id))
 }
 
-/// When the pending create started, if one is pending.
-pub fn create_pending(obj: &Integration) -> Option<Timestamp> {
-    annotation(obj, CREATE_PENDING).map(|value| value.parse().unwrap_or(Timestamp::UNIX_EPOCH))
+/// A create that was sent (or about to be) and not yet recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// When it was sent.
+    pub at: Timestamp,
+    /// The application it went to, if recorded (older markers hold only the time).
+    pub application_id: Option<String>,
+    /// The name it was created with, if recorded.
+    pub name: Option<String>,
+}
+
+impl Pending {
+    /// How long ago it was sent; a marker from a clock running ahead counts as just sent.
+    pub fn age(&self, now: Timestamp) -> std::time::Duration {
+        if self.at > now {
+            std::time::Duration::ZERO
+        } else {
+            now.duration_since(self.at).unsigned_abs()
+        }
+    }
+}
+
+/// The pending create, if one is pending. An unreadable marker counts as just sent: waiting is
+/// the safe reading.
+pub fn create_pending(obj: &Integration) -> Option<Pending> {
+    let value = annotation(obj, CREATE_PENDING)?;
+    let parsed: Option<Value> = serde_json::from_str(value).ok();
+    let text = |key: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let at = text("at")
+        .unwrap_or_else(|| value.to_owned())
+        .parse()
+        .unwrap_or_else(|_| Timestamp::now());
+    Some(Pending {
+        at,
+        application_id: text("applicationId"),
+        name: text("name"),
+    })
 }
 
 /// Whether the annotations already record exactly this remote and no pending create.
@@ -130,13 +191,34 @@ async fn annotate(
     Ok(())
 }
 
-/// Marks a create as pending, just before the POST.
+/// Marks a create as pending, just before the POST: when, where and under which name. The
+/// patch carries the object's `resourceVersion`, so a decision taken on a stale cached copy (one
+/// that may not show an earlier marker) fails with a conflict instead of leading to a POST.
 pub async fn mark_create_pending(
     api: &Api<Integration>,
-    name: &str,
+    obj: &Integration,
     now: Timestamp,
+    application_id: &str,
+    name: &str,
 ) -> Result<(), Error> {
-    annotate(api, name, &[(CREATE_PENDING, Some(now.to_string()))]).await
+    let marker =
+        serde_json::json!({"at": now.to_string(), "applicationId": application_id, "name": name});
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": obj.metadata.resource_version,
+        "annotations": {CREATE_PENDING: marker.to_string()},
+    }});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(
+        &kube::ResourceExt::name_any(obj),
+        &params,
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube("mark a create as pending"))?;
+    Ok(())
 }
 
 /// Clears the marker after a POST that certainly created nothing.
