@@ -406,3 +406,47 @@ fn a_second_claimant_is_refused_and_cannot_delete_the_remote() {
         id.as_str()
     );
 }
+
+/// A remote deleted behind the operator's back is re-created; a crash right after that POST
+/// must not lead to a second re-creation (the marker guards re-creates as well as first creates).
+#[test]
+fn a_crash_while_re_creating_creates_no_duplicate() {
+    require_cluster!();
+    let Setup { ns, emulator } = setup("fp-recreate", &[]);
+    let mut operator = OperatorProcess::start(ns.name(), &[]);
+    ns.apply_ok(&integration_manifest("queue", &spec("queue", "a")));
+    let first = wait_for_condition(ns.name(), "integration/queue", "Ready", "True", TIMEOUT);
+    let old_id = first["status"]["integrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    operator.kill();
+    let (code, _) = emulator.delete(&emulator.integration_path(&old_id));
+    assert!(code.is_success());
+
+    let mut crashing = OperatorProcess::start_with_env(
+        ns.name(),
+        &[],
+        &[("LOSANT_OPERATOR_FAILPOINT", "after-post")],
+    );
+    wait_for_exit(
+        &mut crashing,
+        "the operator to stop right after re-creating",
+    );
+    assert_eq!(remotes_by_name(&emulator).get("safe queue"), Some(&1));
+    drop(crashing);
+    let _operator = OperatorProcess::start(ns.name(), &[]);
+    let object = wait_for(TIMEOUT, "the new id to be recorded", || {
+        let object = get_object(ns.name(), "integration/queue")?;
+        let id = object["status"]["integrationId"].as_str()?;
+        (id != old_id && find_condition(&object, "Ready")?["status"] == "True")
+            .then(|| object.clone())
+    });
+    assert_eq!(object["status"]["origin"], "Created");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        remotes_by_name(&emulator).get("safe queue"),
+        Some(&1),
+        "no second re-creation"
+    );
+}
