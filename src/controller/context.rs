@@ -68,6 +68,8 @@ pub struct Context {
     pub snapshots: Snapshots,
     /// Which object owns which remote.
     pub owners: Owners,
+    /// Tells when every watch cache has synced (for in-use accounting).
+    pub caches_synced: Option<crate::ops::Readiness>,
     /// When each application (by uid) was last verified, and against what.
     verified: Mutex<HashMap<String, (std::time::Instant, String)>>,
     /// The Integration caches of every controller, for in-use accounting.
@@ -100,6 +102,7 @@ impl Context {
                 .with_observer(metrics.losant_observer()),
             snapshots: Snapshots::default(),
             owners: Owners::default(),
+            caches_synced: None,
             verified: Mutex::new(HashMap::new()),
             integration_stores: Mutex::new(Vec::new()),
             expected_integration_stores: std::sync::atomic::AtomicUsize::new(0),
@@ -170,6 +173,9 @@ impl Context {
         let expected = self
             .expected_integration_stores
             .load(std::sync::atomic::Ordering::SeqCst);
+        // Not `Store::wait_until_ready`: in kube-runtime 5.0 a second waiter on a store can leave
+        // the controller's own runner asleep. The readiness fed from the watch streams is safe
+        // to wait on from anywhere.
         let all_synced = async {
             loop {
                 let stores = self
@@ -178,8 +184,8 @@ impl Context {
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .clone();
                 if stores.len() >= expected {
-                    for store in &stores {
-                        let _ = store.wait_until_ready().await;
+                    if let Some(readiness) = &self.caches_synced {
+                        readiness.wait().await;
                     }
                     return stores;
                 }

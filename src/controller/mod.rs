@@ -66,11 +66,9 @@ pub async fn run_with(
     if !ops.prepare(&kube).await? {
         return Ok(());
     }
-    let ctx = Arc::new(Context::with_metrics(
-        kube.clone(),
-        settings,
-        ops.metrics.clone(),
-    ));
+    let mut ctx = Context::with_metrics(kube.clone(), settings, ops.metrics.clone());
+    ctx.caches_synced = Some(ops.readiness.clone());
+    let ctx = Arc::new(ctx);
     // Two watch caches per scope; /readyz waits for all of them.
     ops.readiness.expect(2 * scopes.len());
     let mut controllers = Vec::new();
