@@ -160,7 +160,19 @@ spawn() {
   local name=$1
   shift
   setsid "$@" </dev/null >"$dir/logs/$name.log" 2>&1 &
-  echo $! >"$dir/$name.pid"
+  local pid=$!
+  echo "$pid" >"$dir/$name.pid"
+  # Until the forked shell has exec'd, /proc/PID/cmdline still names this script, and
+  # live_pid would take the process for dead: wait (briefly) for the exec.
+  local binary
+  binary=$(basename "$1")
+  for _ in $(seq 1 100); do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$binary"; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.02
+  done
 }
 
 fail() {
