@@ -783,6 +783,65 @@ impl EmulatorProcess {
         }
     }
 
+    /// Stops the emulator and starts it again on the same address, for the same application and
+    /// with token [`EMULATOR_TOKEN`], plus `extra_args` in place of the first start's: e.g. without
+    /// one of its `--token`s, to revoke that token. Pass the same `--state-file` to keep the
+    /// integrations. The log continues in the same file; the request counters start from zero.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let listen = self
+            .base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, address)| address)
+            .to_owned();
+        // The old socket may take a moment to free the port.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = OpenOptions::new()
+                .append(true)
+                .open(&self.log_path)
+                .expect("emulator log file");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_losant-emulator"))
+                .args([
+                    "--listen",
+                    &listen,
+                    "--token",
+                    EMULATOR_TOKEN,
+                    "--application",
+                    &self.application_id,
+                ])
+                .args(extra_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("losant-emulator starts");
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = tx.send(lines.next());
+                for _ in lines {}
+            });
+            if let Ok(Some(Ok(line))) = rx.recv_timeout(Duration::from_secs(30))
+                && line.contains("listening on")
+            {
+                self.child = child;
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if Instant::now() >= deadline {
+                panic!(
+                    "losant-emulator did not restart on {listen}; its log:\n{}",
+                    tail(&read_lossy(&self.log_path), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// `http://127.0.0.1:PORT`, the value for a `LosantApplication`'s `apiUrl`.
     pub fn base_url(&self) -> &str {
         &self.base_url
