@@ -35,6 +35,35 @@ use crate::sync::plan::{self, LastApplied, Plan};
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
 
+/// The refusal still in force when the last reconcile of this generation stalled on Losant
+/// refusing a write (bad token, missing scope, rejected body) less than the stalled re-check
+/// interval ago.
+fn refused_recently(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    ctx: &Context,
+) -> Option<Failure> {
+    const REFUSALS: [&str; 4] = [
+        "InsufficientScope",
+        "LosantRejected",
+        "Forbidden",
+        "Unauthorized",
+    ];
+    if previous.observed_generation != obj.metadata.generation {
+        return None;
+    }
+    let stalled = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled" && c.status == "True")?;
+    let reason = REFUSALS.into_iter().find(|r| *r == stalled.reason)?;
+    let age = Timestamp::now()
+        .duration_since(stalled.last_transition_time.0)
+        .unsigned_abs();
+    (age < ctx.settings.stalled_retry_interval)
+        .then(|| Failure::permanent(reason, stalled.message.clone()))
+}
+
 /// Reason when an older object manages the same remote.
 const CONFLICTING_OWNER: &str = "ConflictingOwner";
 
@@ -126,7 +155,12 @@ async fn apply(
     let now = Time(Timestamp::now());
     // Held until the id is recorded, so another object with this name sees it.
     let _name_lock = ctx.owners.lock_name(obj.remote_name()).await;
-    let result = sync(obj, api, &previous, namespace, ctx).await;
+    // A create Losant refused for good is not tried again before the stalled re-check, even
+    // though the operator's own writes (status, the create-pending marker) wake this reconciler.
+    let result = match refused_recently(obj, &previous, ctx) {
+        Some(failure) => Err(Stop::Failed(failure)),
+        None => sync(obj, api, &previous, namespace, ctx).await,
+    };
     let (next, health, action) = match result {
         Ok(synced) => {
             let (id, app) = (&synced.remote.id, &synced.application_id);
@@ -152,6 +186,13 @@ async fn apply(
         }
         Err(Stop::Failed(failure)) => {
             let action = match &failure {
+                // Waiting for a pending create is not a failure: look again when asked, not on
+                // a growing backoff.
+                Failure::Transient {
+                    reason,
+                    retry_after: Some(wait),
+                    ..
+                } if *reason == "CreatePending" => Action::requeue(*wait),
                 Failure::Transient { retry_after, .. } => {
                     Action::requeue(ctx.backoff(&key(obj), *retry_after))
                 }
