@@ -46,7 +46,7 @@ pub struct RequestCount {
 pub struct StatsSnapshot {
     pub total: u64,
     pub requests: Vec<RequestCount>,
-    /// DELETEs that carried `includeWorkflows=true`.
+    /// DELETEs whose query set `includeWorkflows` to true (the operator must never send it).
     pub include_workflows_true: u64,
 }
 
