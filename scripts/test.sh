@@ -46,8 +46,16 @@ fi
 eval "$(scripts/install-helm.sh)"
 export LOSANT_REQUIRE_HELM=1
 echo "== tests"
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --locked --no-fail-fast || status=$?
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --no-fail-fast || status=$?
 fi
+# The release binary, built with the Dockerfile's command, checked as a process (needs the
+# control plane for its TLS check).
+if [[ "${LOSANT_E2E:-}" == 1 ]]; then
+  echo "== release binary"
+  scripts/check-release.sh || status=$?
+fi
+exit "$status"

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use losant_operator::controller::clients::ApiHostPolicy;
-use losant_operator::controller::{self, Settings};
+use losant_operator::controller::{self, Settings, SyncStrategy};
 use losant_operator::losant::RateLimits;
 use losant_operator::ops::{self, LeaderConfig, OpsConfig, leader};
 use losant_operator::telemetry::{self, LogFormat};
@@ -61,6 +61,11 @@ struct RunArgs {
         value_delimiter = ','
     )]
     allowed_http_hosts: Vec<String>,
+    /// How the periodic comparison with Losant is paid for: `per-application` lists each
+    /// application once per resync interval and compares all its Integrations with that list;
+    /// `per-object` spends one name-filtered list per Integration per interval (the baseline).
+    #[arg(long, value_enum, default_value = "per-application")]
+    sync_strategy: SyncStrategy,
     /// Reconciles in flight per controller.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
@@ -175,6 +180,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         create_grace_period: args.create_grace_period,
         concurrency: args.concurrency,
         losant_limits: limits,
+        sync_strategy: args.sync_strategy,
         api_hosts: ApiHostPolicy {
             allowed: args.allowed_api_hosts.clone(),
             allowed_http: args.allowed_http_hosts.clone(),

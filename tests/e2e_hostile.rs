@@ -1361,9 +1361,20 @@ fn a_hostile_corpus_is_rejected_or_reported_with_no_remote_writes() {
             })
             .collect()
     };
-    // (A moment first for the follow-ups of the last writes: in-use finalizers, re-checks.)
-    std::thread::sleep(Duration::from_secs(3));
-    let settled_versions = versions(ns.name());
+    // First the follow-ups of the last writes (in-use finalizers, re-checks, a retry after a
+    // conflict): wait until nothing changed for 3 s, for at most 30 s; a write loop faster than
+    // that never gets there and fails below.
+    let quiet_deadline = Instant::now() + Duration::from_secs(30);
+    let mut settled_versions = versions(ns.name());
+    loop {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = versions(ns.name());
+        if now == settled_versions || Instant::now() >= quiet_deadline {
+            settled_versions = now;
+            break;
+        }
+        settled_versions = now;
+    }
     std::thread::sleep(Duration::from_secs(7));
     let later_versions = versions(ns.name());
     for (object, version) in &settled_versions {

@@ -14,7 +14,8 @@ use e2e_support::*;
 use serde_json::{Value, json};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Election timings for the tests: short, and still with retry < renew deadline < lease.
+/// Election timings for the tests: short, and still with retry < renew deadline and
+/// renew deadline + 2 × retry < lease.
 const LEASE_SECONDS: u64 = 6;
 const RETRY_SECONDS: u64 = 1;
 const ELECTION_ARGS: [&str; 7] = [
@@ -22,7 +23,7 @@ const ELECTION_ARGS: [&str; 7] = [
     "--lease-duration",
     "6s",
     "--renew-deadline",
-    "4s",
+    "3s",
     "--retry-period",
     "1s",
 ];
@@ -441,7 +442,7 @@ fn a_leader_that_cannot_renew_stops_and_exits() {
 
     proxy.cut();
     let cut = Instant::now();
-    // Renew deadline 4 s, counted from the start of the last successful renew (at most one
+    // Renew deadline 3 s, counted from the start of the last successful renew (at most one
     // retry period before the cut).
     wait_until(
         Duration::from_secs(15),
@@ -553,10 +554,9 @@ fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() {
         || lease_holder(ns.name()).as_deref() == Some("replica-b"),
     );
     let took = killed.elapsed();
-    // The standby judges expiry from when *it* last saw the lease change: one lease duration
-    // after that, noticed at its next (jittered) retry. From the kill that is at most the lease
-    // duration plus two retry periods.
-    let bound = Duration::from_secs(LEASE_SECONDS) + Duration::from_millis(2400 + 1000);
+    // Within the lease duration of the kill: the standby saw the last renew at most a poll
+    // (plus a read) after it was written, and allows for that lag.
+    let bound = Duration::from_secs(LEASE_SECONDS);
     assert!(took <= bound, "takeover took {took:?}, more than {bound:?}");
 
     // The new leader reconciles: a change is applied, a new object is created once.
@@ -664,12 +664,13 @@ fn invalid_election_timings_are_refused() {
     );
 }
 
-/// The binary CI ships starts: `--help` and `crds` work without a cluster. (This checks the debug
-/// build the tests use; the release build is the same code, built by the Dockerfile.)
+/// The binary starts: `--help` and `crds` work without a cluster. CI runs this once more against
+/// the release binary built with the Dockerfile's command (`LOSANT_OPERATOR_BIN`, see
+/// `scripts/check-release.sh`).
 #[test]
 fn the_binary_starts_without_a_cluster() {
-    let bin = env!("CARGO_BIN_EXE_losant-operator");
-    let help = std::process::Command::new(bin)
+    let bin = operator_binary();
+    let help = std::process::Command::new(&bin)
         .args(["run", "--help"])
         .output()
         .expect("runs");
@@ -686,12 +687,20 @@ fn the_binary_starts_without_a_cluster() {
     ] {
         assert!(help.contains(flag), "{flag} in:\n{help}");
     }
-    let crds = std::process::Command::new(bin)
+    let crds = std::process::Command::new(&bin)
         .arg("crds")
         .output()
         .expect("runs");
     assert!(crds.status.success());
     let text = String::from_utf8_lossy(&crds.stdout);
-    assert!(text.contains("name: integrations.losant.io"));
-    assert!(text.contains("name: losantapplications.losant.io"));
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/losant.io_crds.yaml"),
+    )
+    .expect("crds/losant.io_crds.yaml");
+    assert_eq!(
+        text,
+        committed,
+        "{} crds prints the committed CRDs",
+        bin.display()
+    );
 }

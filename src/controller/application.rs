@@ -102,7 +102,9 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
         .await;
     }
     let api: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), &namespace);
-    status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await?;
+    if status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await? {
+        ctx.metrics.status_written();
+    }
     if matches!(in_use, InUse::HeldWhileDeleting) {
         // The Integrations' cache may lag behind their deletion: look again soon rather than at
         // the next re-check, so a namespace deletion is not held up.

@@ -16,19 +16,21 @@ pub mod owners;
 pub mod secrets;
 pub mod snapshot;
 pub mod status;
+pub mod sweep;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-pub use context::{Context, Settings};
+pub use context::{Context, Settings, SyncStrategy};
 pub use error::Error;
 
 use crate::crd::{Integration, LosantApplication, condition};
@@ -69,8 +71,9 @@ pub async fn run_with(
     let mut ctx = Context::with_metrics(kube.clone(), settings, ops.metrics.clone());
     ctx.caches_synced = Some(ops.readiness.clone());
     let ctx = Arc::new(ctx);
-    // Two watch caches per scope; /readyz waits for all of them.
-    ops.readiness.expect(2 * scopes.len());
+    // Three watch caches per scope (Integrations, LosantApplications, and the Integration
+    // controller's LosantApplications); /readyz waits for all of them.
+    ops.readiness.expect(3 * scopes.len());
     let mut controllers = Vec::new();
     for scope in &scopes {
         ctx.owners.load(&kube, scope.as_deref()).await?;
@@ -201,12 +204,42 @@ async fn run_integrations(
     let by_app = controller.store();
     let by_secret = controller.store();
     ctx.register_integration_store(controller.store());
-    controller
-        .watches(
+    // The LosantApplications, cached: reconciles read them from here instead of the API server.
+    let (applications, writer) = reflector::store();
+    ctx.register_application_store(applications.clone());
+    let synced = ops.readiness.cache(format!(
+        "LosantApplication (for Integrations) in {}",
+        namespace.as_deref().unwrap_or("all namespaces")
+    ));
+    let application_events = reflector::reflector(
+        writer,
+        watcher::watcher(
             api::<LosantApplication>(&kube, namespace.as_deref()),
             watcher::Config::default(),
-            move |app| integrations_of(&by_app, &app),
-        )
+        ),
+    )
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark();
+        }
+    })
+    .applied_objects();
+    // The sweeper's requests to compare objects with a fresh view of their application.
+    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel(1024);
+    if ctx.settings.sync_strategy == SyncStrategy::PerApplication {
+        tokio::spawn(sweep::run(
+            Arc::clone(&ctx),
+            applications,
+            controller.store(),
+            ops.leadership.clone(),
+            sweep_tx,
+        ));
+    }
+    controller
+        .reconcile_on(tokio_stream_from(sweep_rx))
+        .watches_stream(application_events, move |app| {
+            integrations_of(&by_app, &app)
+        })
         .watches(
             secret_metadata(&kube, namespace.as_deref()),
             watcher::Config::default(),
@@ -221,6 +254,25 @@ async fn run_integrations(
         )
         .for_each(log_result)
         .await;
+}
+
+/// The receiving end of a channel as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Whether a `LosantApplication` was verified for its current spec.
+pub fn is_ready(app: &LosantApplication) -> bool {
+    let Some(status) = &app.status else {
+        return false;
+    };
+    status.observed_generation == app.metadata.generation
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == condition::READY && c.status == "True")
 }
 
 /// The reason of the `Ready` condition among `conditions`, for the objects-by-reason gauge.

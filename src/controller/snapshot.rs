@@ -1,8 +1,19 @@
-//! Per-application list snapshots: periodic drift checks of all the Integrations of one
-//! application share one paged list per resync interval instead of one GET each.
+//! Per-application views of the remote integrations, so that reconciles share list calls
+//! instead of spending one each.
 //!
-//! A snapshot is only a shortcut: an integration absent from it is then read by id, never
-//! assumed gone (lists may lag behind creates).
+//! A view is filled by one paged list of the whole application (a *refresh*) and kept current
+//! by this process's own writes (write-through: a create or patch answer is the remote state as
+//! of that write; a delete removes the entry). The sweeper refreshes each application's view
+//! once per resync interval; reconciles of unchanged objects then compare against it with no
+//! call of their own.
+//!
+//! # Guarantees
+//! - An entry is used only if it is as recent as the caller needs (`max_age`, and no older than
+//!   the last write to that integration, by this process or as recorded in status).
+//! - Absence from a view never means "gone": a recorded integration missing from it is read by
+//!   id, since lists may lag behind creates.
+//! - A refresh that races with a write keeps the write: writes made after the refresh started
+//!   are applied over what the list returned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,26 +23,179 @@ use jiff::Timestamp;
 
 use crate::losant::{self, Integration};
 
-struct Snapshot {
-    taken: Timestamp,
-    by_id: HashMap<String, Integration>,
+/// How long this process's own writes are remembered: longer than any refresh takes, so one that
+/// started before a write cannot undo it.
+const WRITE_MEMORY: Duration = Duration::from_secs(120);
+
+/// One integration as last seen.
+#[derive(Clone, Debug)]
+struct Entry {
+    integration: Integration,
+    /// When it was seen: the start of the refresh that listed it, or the time of our write.
+    as_of: Timestamp,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Snapshot>>>;
+/// A write by this process, kept to merge into refreshes that started before it landed.
+#[derive(Clone, Debug)]
+struct Write {
+    at: Timestamp,
+    /// The remote after the write; `None` for a delete.
+    after: Option<Integration>,
+}
 
-/// Snapshots by API URL and application id.
+#[derive(Debug, Default)]
+struct View {
+    /// When the last completed refresh started.
+    taken: Option<Timestamp>,
+    by_id: HashMap<String, Entry>,
+    /// Names of listed items that could not be read.
+    unreadable_names: Vec<Option<String>>,
+    writes: HashMap<String, Write>,
+}
+
+impl View {
+    fn apply_write(&mut self, id: &str, write: &Write) {
+        match &write.after {
+            Some(integration) => {
+                self.by_id.insert(
+                    id.to_owned(),
+                    Entry {
+                        integration: integration.clone(),
+                        as_of: write.at,
+                    },
+                );
+            }
+            None => {
+                self.by_id.remove(id);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    view: Mutex<View>,
+    /// One refresh at a time per application; others wait and share it.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// What a lookup by id found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    /// The view holds it, recently enough.
+    Found(Box<Integration>),
+    /// A recent enough view does not hold it (read it by id: lists may lag).
+    Absent,
+}
+
+/// Views by API URL and application id.
 #[derive(Default)]
 pub struct Snapshots {
-    slots: Mutex<HashMap<(String, String), Slot>>,
-    /// When this process last wrote each integration (by id): a snapshot older than that cannot
-    /// be trusted for it, whatever the (possibly stale) cached status says.
-    writes: Mutex<HashMap<String, Timestamp>>,
+    slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Snapshots {
-    /// The integration `id` as of a snapshot no older than `max_age` and taken after
-    /// `not_before` (the last write to it), refreshing the snapshot if needed. `None` when the
-    /// snapshot does not hold it.
+    fn slot(&self, api_url: &str, application_id: &str) -> Arc<Slot> {
+        let mut slots = lock(&self.slots);
+        Arc::clone(
+            slots
+                .entry((api_url.to_owned(), application_id.to_owned()))
+                .or_default(),
+        )
+    }
+
+    /// Lists the whole application now and replaces its view (merging this process's writes).
+    pub async fn refresh(
+        &self,
+        client: &losant::Client,
+        application_id: &str,
+    ) -> Result<(), losant::Error> {
+        let slot = self.slot(client.api_url(), application_id);
+        let _one_at_a_time = slot.refreshing.lock().await;
+        Self::refresh_slot(&slot, client, application_id).await
+    }
+
+    async fn refresh_slot(
+        slot: &Slot,
+        client: &losant::Client,
+        application_id: &str,
+    ) -> Result<(), losant::Error> {
+        let started = Timestamp::now();
+        let listing = client.list_everything(application_id).await?;
+        let mut view = lock(&slot.view);
+        view.by_id = listing
+            .items
+            .into_iter()
+            .map(|integration| {
+                (
+                    integration.id.clone(),
+                    Entry {
+                        integration,
+                        as_of: started,
+                    },
+                )
+            })
+            .collect();
+        view.unreadable_names = listing.unreadable_names;
+        view.taken = Some(started);
+        let forget_before = started - WRITE_MEMORY;
+        let writes: Vec<(String, Write)> = view
+            .writes
+            .iter()
+            .filter(|(_, w)| w.at >= forget_before)
+            .map(|(id, w)| (id.clone(), w.clone()))
+            .collect();
+        // Writes newer than the list win. (An older create missing from the list is left out:
+        // it was deleted since, or the list lags; a reconcile then reads it by id.)
+        for (id, write) in &writes {
+            if write.at >= started {
+                view.apply_write(id, write);
+            }
+        }
+        view.writes = writes.into_iter().collect();
+        Ok(())
+    }
+
+    /// Refreshes unless the view was taken within `max_age` (and after `not_before`).
+    async fn ensure_fresh(
+        &self,
+        client: &losant::Client,
+        application_id: &str,
+        max_age: Duration,
+        not_before: Option<Timestamp>,
+    ) -> Result<Arc<Slot>, losant::Error> {
+        let slot = self.slot(client.api_url(), application_id);
+        let fresh = |slot: &Slot| {
+            let view = lock(&slot.view);
+            view.taken.is_some_and(|taken| {
+                age(taken) <= max_age && not_before.is_none_or(|not_before| taken > not_before)
+            })
+        };
+        if fresh(&slot) {
+            return Ok(slot);
+        }
+        let asked = Timestamp::now();
+        {
+            let _one_at_a_time = slot.refreshing.lock().await;
+            // Someone else may have refreshed while this waited: a refresh that started after
+            // this asked is as good as one of its own.
+            let refreshed_since = lock(&slot.view).taken.is_some_and(|taken| taken >= asked);
+            if !refreshed_since && !fresh(&slot) {
+                Self::refresh_slot(&slot, client, application_id).await?;
+            }
+        }
+        Ok(slot)
+    }
+
+    /// The integration `id` as seen no longer than `max_age` ago and after `not_before` (the
+    /// last write recorded in status; this process's own later writes count too), refreshing
+    /// the view if it cannot answer.
     pub async fn lookup(
         &self,
         client: &losant::Client,
@@ -39,52 +203,147 @@ impl Snapshots {
         id: &str,
         max_age: Duration,
         not_before: Option<Timestamp>,
-    ) -> Result<Option<Integration>, losant::Error> {
-        let slot = {
-            let mut slots = self
-                .slots
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            Arc::clone(
-                slots
-                    .entry((client.api_url().to_owned(), application_id.to_owned()))
-                    .or_default(),
-            )
-        };
-        // One refresh at a time per application; the others wait and share it.
-        let mut snapshot = slot.lock().await;
-        let now = Timestamp::now();
-        let written = self
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(id)
-            .copied();
-        let not_before = not_before.max(written);
-        let fresh = snapshot.as_ref().is_some_and(|s| {
-            let age = now.duration_since(s.taken).unsigned_abs();
-            age <= max_age && not_before.is_none_or(|t| s.taken > t)
-        });
-        if !fresh {
-            let items = client.list_all(application_id).await?;
-            *snapshot = Some(Snapshot {
-                taken: now,
-                by_id: items.into_iter().map(|i| (i.id.clone(), i)).collect(),
-            });
+    ) -> Result<Seen, losant::Error> {
+        if let Some(seen) = self.cached(client.api_url(), application_id, id, max_age, not_before) {
+            return Ok(seen);
         }
-        Ok(snapshot.as_ref().and_then(|s| s.by_id.get(id).cloned()))
+        let not_before = not_before.max(self.own_write(client.api_url(), application_id, id));
+        let slot = self
+            .ensure_fresh(client, application_id, max_age, not_before)
+            .await?;
+        let view = lock(&slot.view);
+        Ok(match view.by_id.get(id) {
+            Some(entry) => Seen::Found(Box::new(entry.integration.clone())),
+            None => Seen::Absent,
+        })
     }
 
-    /// Notes that this process just wrote integration `id`.
-    pub fn note_write(&self, id: &str) {
-        let mut writes = self
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Entries only matter for one resync interval; a bound keeps the map small.
-        if writes.len() > 100_000 {
-            writes.clear();
+    /// What the view says about `id` without any call, if that is recent enough.
+    pub fn cached(
+        &self,
+        api_url: &str,
+        application_id: &str,
+        id: &str,
+        max_age: Duration,
+        not_before: Option<Timestamp>,
+    ) -> Option<Seen> {
+        let slot = self.slot(api_url, application_id);
+        let view = lock(&slot.view);
+        let own_write = view.writes.get(id).map(|w| w.at);
+        // A status time recorded by this process is later than the write itself; our own record
+        // of the write is the precise one.
+        let not_before = own_write.or(not_before);
+        let recent = |as_of: Timestamp| {
+            age(as_of) <= max_age && not_before.is_none_or(|not_before| as_of >= not_before)
+        };
+        match view.by_id.get(id) {
+            Some(entry) if recent(entry.as_of) => {
+                Some(Seen::Found(Box::new(entry.integration.clone())))
+            }
+            None if view.taken.is_some_and(|taken| {
+                recent(taken) && own_write.is_none_or(|written| taken > written)
+            }) =>
+            {
+                Some(Seen::Absent)
+            }
+            _ => None,
         }
-        writes.insert(id.to_owned(), Timestamp::now());
     }
+
+    fn own_write(&self, api_url: &str, application_id: &str, id: &str) -> Option<Timestamp> {
+        let slot = self.slot(api_url, application_id);
+        let view = lock(&slot.view);
+        view.writes.get(id).map(|w| w.at)
+    }
+
+    /// The integrations named exactly `name`, from a view no older than `max_age` and taken
+    /// after `not_before`. An error if an item that could not be read might carry that name.
+    pub async fn find_by_name(
+        &self,
+        client: &losant::Client,
+        application_id: &str,
+        name: &str,
+        max_age: Duration,
+        not_before: Option<Timestamp>,
+    ) -> Result<Vec<Integration>, losant::Error> {
+        let slot = self
+            .ensure_fresh(client, application_id, max_age, not_before)
+            .await?;
+        let view = lock(&slot.view);
+        let unreadable = view
+            .unreadable_names
+            .iter()
+            .filter(|n| n.as_deref().is_none_or(|n| n == name))
+            .count();
+        if unreadable > 0 {
+            return Err(losant::Error::Decode {
+                status: 200,
+                reason: format!(
+                    "{unreadable} listed item(s) that may have this name could not be read"
+                ),
+            });
+        }
+        let mut found: Vec<Integration> = view
+            .by_id
+            .values()
+            .filter(|entry| entry.integration.name == name)
+            .map(|entry| entry.integration.clone())
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+
+    /// Notes that this process just wrote integration `id`, which now is `after` (`None`:
+    /// deleted).
+    pub fn note_write(
+        &self,
+        api_url: &str,
+        application_id: &str,
+        id: &str,
+        after: Option<&Integration>,
+    ) {
+        let slot = self.slot(api_url, application_id);
+        let mut view = lock(&slot.view);
+        let write = Write {
+            at: Timestamp::now(),
+            after: after.cloned(),
+        };
+        view.apply_write(id, &write);
+        view.writes.insert(id.to_owned(), write);
+    }
+
+    /// Notes integrations read by a call of their own (a lookup by name or id), so a follow-up
+    /// reconcile can use them.
+    pub fn note_seen(&self, api_url: &str, application_id: &str, seen: &[Integration]) {
+        let slot = self.slot(api_url, application_id);
+        let mut view = lock(&slot.view);
+        let now = Timestamp::now();
+        for integration in seen {
+            view.by_id.insert(
+                integration.id.clone(),
+                Entry {
+                    integration: integration.clone(),
+                    as_of: now,
+                },
+            );
+        }
+    }
+
+    /// How many integrations the views hold, in all (for tests and metrics).
+    pub fn len(&self) -> usize {
+        let slots = lock(&self.slots);
+        slots
+            .values()
+            .map(|slot| lock(&slot.view).by_id.len())
+            .sum()
+    }
+
+    /// Whether the views hold nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn age(at: Timestamp) -> Duration {
+    Timestamp::now().duration_since(at).unsigned_abs()
 }

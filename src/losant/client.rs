@@ -208,6 +208,15 @@ impl ClientBuilder {
     }
 }
 
+/// All integrations of an application, as one paged read found them.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// The items that could be read.
+    pub items: Vec<Integration>,
+    /// The names (when readable) of the items that could not be read.
+    pub unreadable_names: Vec<Option<String>>,
+}
+
 /// A client for one API URL and token. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -376,8 +385,15 @@ impl Client {
     /// Every integration of the application, across all pages. Items that cannot be identified
     /// are left out and logged.
     pub async fn list_all(&self, application_id: &str) -> Result<Vec<Integration>, Error> {
+        Ok(self.list_everything(application_id).await?.items)
+    }
+
+    /// Every integration of the application (all pages), with the names of the items that
+    /// could not be read (logged and left out of `items`), so a lookup by name can tell that an
+    /// unreadable item might be the one it looks for.
+    pub async fn list_everything(&self, application_id: &str) -> Result<Listing, Error> {
         let pages = self.all_pages(application_id, ListQuery::default()).await?;
-        let mut all = Vec::new();
+        let mut all = Listing::default();
         for page in pages {
             for unreadable in &page.unreadable {
                 tracing::warn!(
@@ -387,8 +403,9 @@ impl Client {
                     reason = unreadable.reason,
                     "skipping unreadable integration in list"
                 );
+                all.unreadable_names.push(unreadable.name.clone());
             }
-            all.extend(page.items);
+            all.items.extend(page.items);
         }
         Ok(all)
     }

@@ -16,7 +16,9 @@ mod observe;
 mod retry;
 mod secret;
 
-pub use client::{Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, MAX_PER_PAGE};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_PER_PAGE,
+};
 pub use config::{
     AzureEventHubAuth, AzureEventHubConfig, GooglePubSubConfig, IntegrationConfig, MqttConfig,
     ParticleConfig, RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig,

@@ -14,6 +14,9 @@
 //! | `losant_operator_drift_corrections_total` | counter | — |
 //! | `losant_operator_objects` | gauge | `kind`, `reason` (the `Ready` condition's reason) |
 //! | `losant_operator_leader` | gauge | — (1 while this replica holds the lease) |
+//! | `losant_operator_sweeps_total` | counter | `result` (`ok`/`partial`: some application's list failed) |
+//! | `losant_operator_status_writes_total` | counter | — (status writes of either kind) |
+//! | `losant_operator_events_total` | counter | — (Events published) |
 //!
 //! # How to feed it
 //! - Reconcile counts and durations: [`Metrics::reconcile_finished`], called by the reconcile
@@ -58,6 +61,11 @@ struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SweepLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
 }
@@ -95,6 +103,9 @@ struct Inner {
     drift_corrections: Counter,
     objects: Family<ObjectLabels, Gauge>,
     leader: Gauge,
+    sweeps: Family<SweepLabels, Counter>,
+    status_writes: Counter,
+    events: Counter,
     requests: Arc<LosantRequestMetrics>,
     sources: Mutex<Vec<ConditionSource>>,
     /// Reasons ever reported per kind, so a reason that drops to no objects reads 0 instead of
@@ -215,6 +226,23 @@ impl Metrics {
             "1 while this replica holds the leader lease (always 1 without leader election)",
             leader.clone(),
         );
+        let sweeps = Family::<SweepLabels, Counter>::default();
+        registry.register(
+            "sweeps",
+            "Per-application sweeps (one list of each application, then a comparison of each object), by result",
+            sweeps.clone(),
+        );
+        for result in ["ok", "partial"] {
+            drop(sweeps.get_or_create(&SweepLabels { result }));
+        }
+        let status_writes = Counter::default();
+        registry.register(
+            "status_writes",
+            "Status writes to the Kubernetes API (only changed statuses are written)",
+            status_writes.clone(),
+        );
+        let events = Counter::default();
+        registry.register("events", "Events published", events.clone());
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -223,6 +251,9 @@ impl Metrics {
                 drift_corrections,
                 objects,
                 leader,
+                sweeps,
+                status_writes,
+                events,
                 requests,
                 sources: Mutex::new(Vec::new()),
                 reasons: Mutex::new(BTreeMap::new()),
@@ -258,6 +289,25 @@ impl Metrics {
                 kind: kind.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a finished sweep; `ok` when every application's list succeeded.
+    pub fn sweep_done(&self, ok: bool) {
+        let result = if ok { "ok" } else { "partial" };
+        self.inner
+            .sweeps
+            .get_or_create(&SweepLabels { result })
+            .inc();
+    }
+
+    /// Counts a status write.
+    pub fn status_written(&self) {
+        self.inner.status_writes.inc();
+    }
+
+    /// Counts a published Event.
+    pub fn event_published(&self) {
+        self.inner.events.inc();
     }
 
     /// Counts one correction of drift: a write to Losant that reverted a change made there.

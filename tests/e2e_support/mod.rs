@@ -302,6 +302,46 @@ fn wait_for_openapi() -> Result<(), String> {
 /// Process logs to print when a test in a namespace fails: namespace -> [(label, file)].
 type LogRegistry = Mutex<BTreeMap<String, Vec<(String, PathBuf)>>>;
 
+/// The operator binary the tests run: `LOSANT_OPERATOR_BIN` when set (CI points it at the
+/// release build the Dockerfile makes), else the one cargo built for the tests.
+pub fn operator_binary() -> PathBuf {
+    match std::env::var_os("LOSANT_OPERATOR_BIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_losant-operator")),
+    }
+}
+
+thread_local! {
+    static PANIC_MESSAGE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Wraps the panic hook (once per process) so a failing test's message can be repeated after
+/// its diagnostics.
+fn remember_panic_messages() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "(a non-string panic)".to_owned());
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(format!("{message}{location}")));
+            previous(info);
+        }));
+    });
+}
+
+fn last_panic_message() -> Option<String> {
+    PANIC_MESSAGE.with(|m| m.borrow().clone())
+}
+
 fn log_registry() -> &'static LogRegistry {
     static LOGS: OnceLock<LogRegistry> = OnceLock::new();
     LOGS.get_or_init(Default::default)
@@ -328,6 +368,7 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `<prefix>-<random>` labelled `losant-operator-e2e=true`.
     pub fn new(prefix: &str) -> TestNamespace {
+        remember_panic_messages();
         let mut prefix: String = prefix
             .to_ascii_lowercase()
             .chars()
@@ -441,6 +482,11 @@ impl TestNamespace {
             report.push('\n');
         }
         report.push_str(&format!("==== end of diagnostics for {ns} ====\n"));
+        // The diagnostics are long and CI shows a run's head and tail: say what failed once
+        // more, last.
+        if let Some(message) = last_panic_message() {
+            report.push_str(&format!("==== the failure, again: {message}\n"));
+        }
         eprintln!("{report}");
     }
 }
@@ -1022,7 +1068,7 @@ impl OperatorProcess {
             self.args.join(" ")
         );
         let stderr = log.try_clone().expect("log file handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_losant-operator"))
+        let child = Command::new(operator_binary())
             .args(&self.args)
             .env("RUST_LOG", "info,losant_operator=debug")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))

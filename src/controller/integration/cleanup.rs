@@ -77,7 +77,9 @@ pub async fn cleanup(
                 &now,
             );
             announce_failure(obj, &previous, &health, ctx).await;
-            status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
+            if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
+                ctx.metrics.status_written();
+            }
             Err(Error::DeletionBlocked { retry_in })
         }
     }
@@ -169,6 +171,8 @@ async fn delete(
             Err(error) if error.is_not_found() => {}
             Err(error) => return Err(Failure::losant(LosantCall::Delete, &error).into()),
         }
+        ctx.snapshots
+            .note_write(client.api_url(), &target.application_id, &target.id, None);
         deleted.push(format!(
             "integration {} from application {}",
             target.id, target.application_id
@@ -289,9 +293,12 @@ pub(super) async fn delete_one(
     {
         return Ok(false);
     }
-    match client.delete(application_id, id).await {
-        Ok(()) => Ok(true),
-        Err(error) if error.is_not_found() => Ok(false),
-        Err(error) => Err(Failure::losant(LosantCall::Delete, &error).into()),
-    }
+    let deleted = match client.delete(application_id, id).await {
+        Ok(()) => true,
+        Err(error) if error.is_not_found() => false,
+        Err(error) => return Err(Failure::losant(LosantCall::Delete, &error).into()),
+    };
+    ctx.snapshots
+        .note_write(client.api_url(), application_id, id, None);
+    Ok(deleted)
 }

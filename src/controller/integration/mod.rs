@@ -24,7 +24,8 @@ mod record;
 use super::context::Context;
 use super::error::Error;
 use super::outcome::{Failure, LosantCall};
-use super::{clients, owners, secrets, status};
+use super::snapshot::Seen;
+use super::{SyncStrategy, clients, owners, secrets, status};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions::{self, Health};
@@ -211,7 +212,9 @@ async fn apply(
     next.conditions =
         conditions::conditions(&health, obj.metadata.generation, &previous.conditions, &now);
     announce_failure(obj, &previous, &health, ctx).await;
-    status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await?;
+    if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
+        ctx.metrics.status_written();
+    }
     Ok(action)
 }
 
@@ -290,7 +293,12 @@ async fn sync(
             && obj.metadata.generation == previous.observed_generation
             && conditions::ready_condition(&previous.conditions)
                 .is_some_and(|c| c.status == "True");
-        found = read_known(&client, &application_id, id, unchanged, previous, ctx).await?;
+        let known = Known {
+            id,
+            name: &desired.name,
+            unchanged,
+        };
+        found = read_known(&client, &application_id, &known, previous, ctx).await?;
     }
     let (remote, origin, recreate_of) = match found {
         // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
@@ -311,10 +319,16 @@ async fn sync(
             let lookup_name = pending_here
                 .and_then(|p| p.name.clone())
                 .unwrap_or_else(|| desired.name.clone());
-            let matches = client
-                .find_by_name(&application_id, &lookup_name)
-                .await
-                .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
+            let matches = find_by_name(
+                &client,
+                &application_id,
+                &lookup_name,
+                obj,
+                pending_here.is_some(),
+                ctx,
+            )
+            .await
+            .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
             match locate::choose(matches, obj.spec.adoption_policy, pending_here.is_some()) {
                 Lookup::Create => {
                     wait_for_pending_create(pending_here, ctx)?;
@@ -378,12 +392,17 @@ async fn ready_application(
     namespace: &str,
     ctx: &Context,
 ) -> Result<LosantApplication, Stop> {
-    let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
     let name = &obj.spec.application_ref.name;
-    let app = apps
-        .get_opt(name)
-        .await
-        .map_err(Error::kube("read the LosantApplication"))?
+    let app = match ctx.cached_application(namespace, name) {
+        Some(cached) => cached.map(|app| app.as_ref().clone()),
+        None => {
+            let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+            apps.get_opt(name)
+                .await
+                .map_err(Error::kube("read the LosantApplication"))?
+        }
+    };
+    let app = app
         // Often just not applied yet (GitOps tools apply in any order): wait for it; the
         // LosantApplication watch brings this object back as soon as it appears.
         .ok_or_else(|| {
@@ -420,40 +439,110 @@ async fn ready_application(
     }
 }
 
-/// Reads the remote with a known id: from the shared snapshot when nothing changed locally,
-/// else by GET. `None` when Losant no longer has it (and the application does exist).
+/// How fresh a view must be to decide that a name is free (a lookup by name).
+const NAME_LOOKUP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The integrations named `name`. A pending create is looked for with a call of its own (its
+/// outcome decides whether to create again); otherwise the per-application strategy answers
+/// from the application's view, if that was taken after the object was created (so what was
+/// made in Losant before the object was applied is seen and adopted) and recently.
+async fn find_by_name(
+    client: &losant::Client,
+    application_id: &str,
+    name: &str,
+    obj: &Integration,
+    pending: bool,
+    ctx: &Context,
+) -> Result<Vec<losant::Integration>, losant::Error> {
+    if ctx.settings.sync_strategy == SyncStrategy::PerApplication && !pending {
+        let max_age = NAME_LOOKUP_MAX_AGE.min(ctx.settings.resync_interval);
+        // creationTimestamp has whole seconds: the second after it is surely later.
+        let created = obj
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
+        return ctx
+            .snapshots
+            .find_by_name(client, application_id, name, max_age, created)
+            .await;
+    }
+    let matches = client.find_by_name(application_id, name).await?;
+    ctx.snapshots
+        .note_seen(client.api_url(), application_id, &matches);
+    Ok(matches)
+}
+
+/// The remote a reconcile knows the id of.
+struct Known<'a> {
+    id: &'a str,
+    /// The name it should have (the per-object strategy looks it up by that name).
+    name: &'a str,
+    /// Nothing changed locally since the last successful sync (spec, Secrets, Ready).
+    unchanged: bool,
+}
+
+/// Reads the remote with a known id: when nothing changed locally, from what this process saw
+/// within the resync interval (the application's view, refreshed by the sweeper, or the
+/// object's own last lookup), else by a call. `None` when Losant no longer has it (and the
+/// application does exist).
 async fn read_known(
     client: &losant::Client,
     application_id: &str,
-    id: &str,
-    unchanged: bool,
+    known: &Known<'_>,
     previous: &IntegrationStatus,
     ctx: &Context,
 ) -> Result<Option<losant::Integration>, Stop> {
-    if unchanged {
-        // Status times have whole seconds: a snapshot must be taken after the second that
-        // follows the last write to be sure it saw that write.
+    let id = known.id;
+    if known.unchanged {
+        // Status times have whole seconds: a view must be taken after the second that follows
+        // the last write to be sure it saw that write.
         let written = previous
             .last_applied_time
             .as_ref()
             .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
-        let cached = ctx
-            .snapshots
-            .lookup(
-                client,
-                application_id,
-                id,
-                ctx.settings.resync_interval,
-                written,
-            )
-            .await
-            .map_err(|e| Failure::losant(LosantCall::List, &e))?;
-        if let Some(remote) = cached {
-            return Ok(Some(remote));
+        let max_age = ctx.settings.resync_interval;
+        let seen = match ctx.settings.sync_strategy {
+            SyncStrategy::PerApplication => Some(
+                ctx.snapshots
+                    .lookup(client, application_id, id, max_age, written)
+                    .await
+                    .map_err(|e| Failure::losant(LosantCall::List, &e))?,
+            ),
+            SyncStrategy::PerObject => {
+                match ctx
+                    .snapshots
+                    .cached(client.api_url(), application_id, id, max_age, written)
+                {
+                    Some(seen) => Some(seen),
+                    None => {
+                        let matches = client
+                            .find_by_name(application_id, known.name)
+                            .await
+                            .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
+                        ctx.snapshots
+                            .note_seen(client.api_url(), application_id, &matches);
+                        matches
+                            .into_iter()
+                            .find(|m| m.id == id)
+                            .map(|m| Seen::Found(Box::new(m)))
+                    }
+                }
+            }
+        };
+        if let Some(Seen::Found(remote)) = seen {
+            return Ok(Some(*remote));
         }
     }
     match client.get(application_id, id).await {
-        Ok(remote) => Ok(Some(remote)),
+        Ok(remote) => {
+            ctx.snapshots.note_seen(
+                client.api_url(),
+                application_id,
+                std::slice::from_ref(&remote),
+            );
+            Ok(Some(remote))
+        }
         Err(error) if error.is_not_found() => {
             // Only re-create once sure the application exists: a 404 for the whole application
             // means the integration cannot be re-created there.
@@ -537,7 +626,12 @@ async fn execute(
                 }
             };
             crate::failpoint::hit("after-post");
-            ctx.snapshots.note_write(&created.id);
+            ctx.snapshots.note_write(
+                client.api_url(),
+                application_id,
+                &created.id,
+                Some(&created),
+            );
             let wrote = match recreate_of {
                 Some(old_id) => Wrote::Recreated { old_id },
                 None => Wrote::Created,
@@ -553,7 +647,8 @@ async fn execute(
                 .patch(application_id, &remote.id, &patch)
                 .await
                 .map_err(|e| Failure::losant(LosantCall::Patch, &e))?;
-            ctx.snapshots.note_write(&remote.id);
+            ctx.snapshots
+                .note_write(client.api_url(), application_id, &remote.id, Some(&patched));
             let spec_changed = obj.metadata.generation != previous.observed_generation;
             Ok((
                 patched,

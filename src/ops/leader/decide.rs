@@ -7,11 +7,18 @@
 //! without a change. Clock skew between nodes therefore cannot make a standby take a live lease,
 //! and a wall clock stepping on either node does not matter.
 //!
+//! One refinement: a standby polls, so it sees a renew up to one poll (plus a read) after it
+//! happened. Measured from its sighting, the full lease duration would let a dead leader's claim
+//! outlive it by that lag. The observer therefore subtracts an *observation allowance* (the
+//! polling lag it can have) from the lease duration, so a standby takes over within the lease
+//! duration of the leader's last renew — hence of its death.
+//!
 //! # Guarantees
-//! - A standby takes over no sooner than one lease duration after it last saw the holder renew.
+//! - A standby takes over no sooner than `lease_duration - allowance` after it saw the holder
+//!   renew, and it saw that renew no earlier than the renew was written.
 //! - A leader counts its renew deadline from the *start* of its last successful renew, which is
-//!   no later than any other replica saw that renew; with `renew_deadline < lease_duration` it
-//!   stops before any standby may take over.
+//!   no later than any other replica saw that renew; with
+//!   `renew_deadline < lease_duration - allowance` it stops before any standby may take over.
 
 use std::time::Duration;
 
@@ -60,9 +67,19 @@ pub enum Decision {
 #[derive(Clone, Debug, Default)]
 pub struct Observer {
     last: Option<(LeaseRecord, Instant)>,
+    allowance: Duration,
 }
 
 impl Observer {
+    /// An observer that may see a renew up to `allowance` after it happened (see the module
+    /// docs); `Observer::default()` allows nothing, as client-go does.
+    pub fn with_allowance(allowance: Duration) -> Self {
+        Self {
+            last: None,
+            allowance,
+        }
+    }
+
     /// Records that the lease read `record` at `now`. The observation time moves only when the
     /// record differs from the previous one: an unchanged record keeps ageing.
     pub fn observe(&mut self, record: LeaseRecord, now: Instant) {
@@ -86,7 +103,7 @@ impl Observer {
             None => Decision::Acquire,
             Some(holder) if holder == me => Decision::Renew,
             Some(holder) => {
-                let expires = *seen + record.lease_duration;
+                let expires = *seen + record.lease_duration.saturating_sub(self.allowance);
                 if now >= expires {
                     Decision::Acquire
                 } else {
@@ -194,6 +211,26 @@ mod tests {
         ));
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(observer.decide("a", Instant::now()), Decision::Acquire);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_allowance_for_polling_lag_shortens_the_wait_by_that_much() {
+        let allowance = Duration::from_secs(4);
+        let mut observer = Observer::with_allowance(allowance);
+        observer.observe(held_by("b", 0), Instant::now());
+        assert_eq!(
+            observer.decide("a", Instant::now()),
+            Decision::StandBy {
+                holder: "b".into(),
+                expires_in: LEASE - allowance
+            }
+        );
+        tokio::time::advance(LEASE - allowance).await;
+        assert_eq!(observer.decide("a", Instant::now()), Decision::Acquire);
+        // An allowance longer than the lease never underflows: the claim is simply over.
+        let mut eager = Observer::with_allowance(LEASE * 2);
+        eager.observe(held_by("b", 0), Instant::now());
+        assert_eq!(eager.decide("a", Instant::now()), Decision::Acquire);
     }
 
     #[tokio::test(start_paused = true)]

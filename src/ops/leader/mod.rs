@@ -15,7 +15,8 @@
 //!
 //! # Assumptions
 //! - Every replica uses the same Lease name and namespace and distinct identities.
-//! - `retry_period < renew_deadline < lease_duration` (checked by [`LeaderConfig::validate`]).
+//! - `retry_period < renew_deadline` and `renew_deadline + 2 × retry_period < lease_duration`
+//!   (checked by [`LeaderConfig::validate`]).
 
 pub mod decide;
 
@@ -61,7 +62,7 @@ pub struct LeaderConfig {
 pub enum LeaderError {
     /// The durations cannot guarantee a single leader.
     #[error(
-        "leader election needs retry period ({retry_period:?}) < renew deadline ({renew_deadline:?}) < lease duration ({lease_duration:?})"
+        "leader election needs retry period ({retry_period:?}) < renew deadline ({renew_deadline:?}) and renew deadline + 2 × retry period < lease duration ({lease_duration:?})"
     )]
     InvalidDurations {
         /// `--lease-duration`.
@@ -84,9 +85,18 @@ pub enum LeaderError {
 }
 
 impl LeaderConfig {
-    /// Checks the ordering of the durations.
+    /// How late a standby may see a renew: it polls every retry period, and a read takes time
+    /// (a second retry period is margin for a slow API server).
+    pub fn observation_allowance(&self) -> Duration {
+        self.retry_period.saturating_mul(2)
+    }
+
+    /// Checks the ordering of the durations: a leader must stop (at its renew deadline) before
+    /// a standby may take over (a lease duration less the observation allowance).
     pub fn validate(&self) -> Result<(), LeaderError> {
-        if self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration {
+        if self.retry_period < self.renew_deadline
+            && self.renew_deadline + self.observation_allowance() < self.lease_duration
+        {
             Ok(())
         } else {
             Err(LeaderError::InvalidDurations {
@@ -191,8 +201,11 @@ pub struct ElectorHandle {
 enum Attempt {
     /// We hold the lease (just written).
     Held,
-    /// Another replica holds a live claim.
-    HeldByOther(String),
+    /// Another replica holds a live claim, until `expires_in` unless it renews.
+    HeldByOther {
+        holder: String,
+        expires_in: Duration,
+    },
     /// Lost a race with another writer; read again next time.
     Conflict,
 }
@@ -204,8 +217,8 @@ impl Elector {
         metrics.set_leader(false);
         let elector = Self {
             api: Api::namespaced(kube, &config.namespace),
+            observer: Observer::with_allowance(config.observation_allowance()),
             config,
-            observer: Observer::default(),
             tx,
             metrics,
         };
@@ -232,6 +245,8 @@ impl Elector {
         tracing::info!(identity = %self.config.identity, lease = %self.lease_ref(), "leader election: standing by for the lease");
         let mut last_renew: Option<Instant> = None;
         loop {
+            // Until another replica's claim expires, by our observation (standbys only).
+            let mut claim_expires_in: Option<Duration> = None;
             let started = Instant::now();
             // A leader's attempt must end by its deadline; a standby's within the same bound.
             let budget = last_renew.map_or(renew_deadline, |renewed| {
@@ -246,10 +261,11 @@ impl Elector {
                         self.became_leader();
                     }
                 }
-                Ok(Ok(Attempt::HeldByOther(holder))) => {
+                Ok(Ok(Attempt::HeldByOther { holder, expires_in })) => {
                     if leader {
                         return Err(self.lose(format!("{holder} holds it now")));
                     }
+                    claim_expires_in = Some(expires_in);
                 }
                 Ok(Ok(Attempt::Conflict)) => {
                     tracing::debug!(lease = %self.lease_ref(), "lease changed while writing it; reading it again");
@@ -268,11 +284,14 @@ impl Elector {
                     "not renewed within the renew deadline ({renew_deadline:?})"
                 )));
             }
-            // Standbys spread their attempts (as client-go's jitter does); leaders keep time.
+            // Standbys spread their attempts (as client-go's jitter does, but early rather than
+            // late: a late poll would see a renew later than the allowance assumes) and try
+            // again the moment a claim expires; leaders keep time.
             let wait = if last_renew.is_some() {
                 retry_period
             } else {
-                retry_period.mul_f64(1.0 + 0.2 * rand::random::<f64>())
+                let poll = retry_period.mul_f64(0.8 + 0.2 * rand::random::<f64>());
+                claim_expires_in.map_or(poll, |expires_in| poll.min(expires_in))
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
@@ -315,7 +334,7 @@ impl Elector {
         let decision = self.observer.decide(&me, Instant::now());
         if let Decision::StandBy { holder, expires_in } = decision {
             tracing::trace!(%holder, ?expires_in, "leader election: lease held by another replica");
-            return Ok(Attempt::HeldByOther(holder));
+            return Ok(Attempt::HeldByOther { holder, expires_in });
         }
         let next = decide::next_record(
             self.observer.record(),
