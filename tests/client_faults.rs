@@ -336,6 +336,54 @@ async fn clients_of_one_url_and_token_share_a_limiter() {
     );
 }
 
+#[tokio::test]
+async fn a_client_of_its_own_lower_budget_waits_for_it_and_still_shares_the_common_one() {
+    let emulator = emulator(|_| {}).await;
+    let registry = LimiterRegistry::new();
+    let shared = RateLimits {
+        requests_per_second: 1000.0,
+        burst: 1000,
+        max_concurrent: 8,
+    };
+    let own = RateLimits {
+        requests_per_second: 10.0,
+        burst: 1,
+        max_concurrent: 8,
+    };
+    let slow = builder(&emulator)
+        .limits(shared)
+        .registry(registry.clone())
+        .own_limits(own)
+        .build()
+        .unwrap();
+    let fast = builder(&emulator)
+        .limits(shared)
+        .registry(registry.clone())
+        .build()
+        .unwrap();
+    let query = Default::default();
+    // Six requests at 10/s with a burst of 1: at least half a second.
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        slow.list(APP, &query).await.unwrap();
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(490),
+        "{:?}",
+        started.elapsed()
+    );
+    // The other client of the same token is not held to the lower budget.
+    let started = std::time::Instant::now();
+    for _ in 0..6 {
+        fast.list(APP, &query).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Records what the client reports.
 #[derive(Debug, Default)]
 struct Recorder(std::sync::Mutex<Vec<(&'static str, Option<u16>, bool)>>);

@@ -82,12 +82,15 @@ impl ApiHostPolicy {
 }
 
 /// API URL, SHA-256 of the token, SHA-256 of the extra CA bundle.
-type ClientKey = (String, [u8; 32], [u8; 32]);
+/// API URL, token digest, CA digest, and the application's own lower budget (uid, rate bits,
+/// burst) if it has one.
+type ClientKey = (String, [u8; 32], [u8; 32], Option<(String, u64, u32)>);
 
 /// A cache of Losant clients keyed by API URL, the SHA-256 of the token and of the extra CA.
 #[derive(Debug)]
 pub struct LosantClients {
-    limits: RateLimits,
+    /// The operator's budget per API URL and token.
+    pub limits: RateLimits,
     policy: ApiHostPolicy,
     registry: LimiterRegistry,
     observer: Option<Arc<dyn RequestObserver>>,
@@ -118,6 +121,7 @@ impl LosantClients {
         api_url: &str,
         token: &SecretString,
         extra_ca: Option<&[u8]>,
+        own: Option<(&str, RateLimits)>,
     ) -> Result<losant::Client, Failure> {
         if let Some(reason) = self.policy.refuse(api_url) {
             return Err(Failure::permanent("ApiHostNotAllowed", reason));
@@ -127,6 +131,13 @@ impl LosantClients {
             api_url.to_owned(),
             Sha256::digest(token.expose()).into(),
             ca_digest,
+            own.map(|(owner, limits)| {
+                (
+                    owner.to_owned(),
+                    limits.requests_per_second.to_bits(),
+                    limits.burst,
+                )
+            }),
         );
         let mut clients = self
             .clients
@@ -141,6 +152,9 @@ impl LosantClients {
             .registry(self.registry.clone());
         if let Some(pem) = extra_ca {
             builder = builder.extra_ca_pem(pem.to_vec());
+        }
+        if let Some((_, limits)) = own {
+            builder = builder.own_limits(limits);
         }
         if let Some(observer) = &self.observer {
             builder = builder.observer(Arc::clone(observer));
@@ -165,6 +179,45 @@ pub async fn for_application(
     namespace: &str,
     ctx: &super::Context,
 ) -> Result<Result<losant::Client, Failure>, Error> {
+    // The same application (same spec) with the same Secret versions gets the same client
+    // without reading the Secrets again.
+    let fingerprint = client_fingerprint(app, namespace, ctx);
+    let uid = app.metadata.uid.clone().unwrap_or_default();
+    if let Some(fingerprint) = &fingerprint
+        && let Some(client) = ctx.application_client(&uid, fingerprint)
+    {
+        return Ok(Ok(client));
+    }
+    let built = build_for_application(app, namespace, ctx).await?;
+    if let (Some(fingerprint), Ok(client)) = (fingerprint, &built) {
+        ctx.remember_application_client(&uid, fingerprint, client.clone());
+    }
+    Ok(built)
+}
+
+/// What a client for `app` is built from, as versions: the application's generation (its spec) and the
+/// cached versions of its token and CA Secrets. `None` when the caches cannot tell.
+fn client_fingerprint(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &super::Context,
+) -> Option<String> {
+    let token = ctx.secret_version(namespace, &app.spec.token_secret_ref.name)??;
+    let ca = match &app.spec.ca_bundle_secret_ref {
+        Some(reference) => ctx.secret_version(namespace, &reference.name)??,
+        None => String::new(),
+    };
+    Some(format!(
+        "{}/{token}/{ca}",
+        app.metadata.generation.unwrap_or_default()
+    ))
+}
+
+async fn build_for_application(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &super::Context,
+) -> Result<Result<losant::Client, Failure>, Error> {
     let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
     let api_url = app.spec.api_url.trim_end_matches('/');
     // Refuse before reading anything: a disallowed host gets nothing, not even a lookup.
@@ -182,11 +235,33 @@ pub async fn for_application(
         },
         None => None,
     };
+    let uid = app.metadata.uid.clone().unwrap_or_default();
+    let own = own_limits(app, ctx.losant.limits).map(|limits| (uid.as_str(), limits));
     Ok(ctx.losant.get(
         api_url,
         &token,
         ca.as_ref().map(|pem| pem.expose().as_bytes()),
+        own,
     ))
+}
+
+/// The application's own budget, when its `rateLimit` is below the operator's: only ever lower.
+pub fn own_limits(app: &LosantApplication, operator: RateLimits) -> Option<RateLimits> {
+    let wanted = app.spec.rate_limit.as_ref()?;
+    let rate = wanted.requests_per_second;
+    if !(rate.is_finite() && rate > 0.0) || rate >= operator.requests_per_second {
+        return None;
+    }
+    // Default burst: one second's worth, at least 1; never above the operator's.
+    let burst = wanted
+        .burst
+        .unwrap_or_else(|| (rate.ceil() as u32).max(1))
+        .clamp(1, operator.burst.max(1));
+    Some(RateLimits {
+        requests_per_second: rate,
+        burst,
+        max_concurrent: operator.max_concurrent,
+    })
 }
 
 #[cfg(test)]
@@ -246,6 +321,52 @@ mod tests {
                 .contains("scheme")
         );
         assert!(policy.refuse("not a url").is_some());
+    }
+
+    fn app_with(rate_limit: Option<crate::crd::ApplicationRateLimit>) -> LosantApplication {
+        let mut app = LosantApplication::new(
+            "app",
+            crate::crd::LosantApplicationSpec {
+                application_id: "0123456789abcdef01234567".into(),
+                api_url: "https://api.losant.com".into(),
+                token_secret_ref: crate::crd::SecretKeyRef {
+                    name: "token".into(),
+                    key: "token".into(),
+                },
+                ca_bundle_secret_ref: None,
+                rate_limit: None,
+            },
+        );
+        app.spec.rate_limit = rate_limit;
+        app
+    }
+
+    #[test]
+    fn an_application_can_only_lower_the_budget() {
+        let operator = RateLimits {
+            requests_per_second: 50.0,
+            burst: 20,
+            max_concurrent: 8,
+        };
+        let limit = |rps: f64, burst: Option<u32>| {
+            own_limits(
+                &app_with(Some(crate::crd::ApplicationRateLimit {
+                    requests_per_second: rps,
+                    burst,
+                })),
+                operator,
+            )
+        };
+        assert_eq!(own_limits(&app_with(None), operator), None);
+        assert_eq!(limit(100.0, None), None, "a higher rate does not raise it");
+        assert_eq!(limit(50.0, None), None, "the same rate adds nothing");
+        let lower = limit(5.0, None).expect("a lower rate applies");
+        assert_eq!(lower.requests_per_second, 5.0);
+        assert_eq!(lower.burst, 5, "one second's worth by default");
+        assert_eq!(limit(5.0, Some(500)).map(|l| l.burst), Some(20), "capped");
+        assert_eq!(limit(0.5, None).map(|l| l.burst), Some(1));
+        assert_eq!(limit(f64::NAN, None), None);
+        assert_eq!(limit(-1.0, None), None);
     }
 
     #[test]

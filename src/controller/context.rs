@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::clients::{ApiHostPolicy, LosantClients};
@@ -92,6 +93,11 @@ pub struct Context {
     integration_stores: Mutex<Vec<Store<Integration>>>,
     /// The LosantApplication caches of the Integration controllers (one per watched scope).
     application_stores: Mutex<Vec<Store<LosantApplication>>>,
+    /// Secret metadata caches (never data) of the Integration controllers: which version of
+    /// each Secret exists, so an unchanged object needs no Secret read.
+    secret_stores: Mutex<Vec<Store<PartialObjectMeta<Secret>>>>,
+    /// Clients by application uid, with the versions they were built from.
+    application_clients: Mutex<HashMap<String, (String, crate::losant::Client)>>,
     /// How many Integration caches there will be (one per watched scope).
     expected_integration_stores: std::sync::atomic::AtomicUsize,
     /// Settings.
@@ -124,6 +130,8 @@ impl Context {
             verified: Mutex::new(HashMap::new()),
             integration_stores: Mutex::new(Vec::new()),
             application_stores: Mutex::new(Vec::new()),
+            secret_stores: Mutex::new(Vec::new()),
+            application_clients: Mutex::new(HashMap::new()),
             expected_integration_stores: std::sync::atomic::AtomicUsize::new(0),
             kube,
             settings,
@@ -218,6 +226,75 @@ impl Context {
         }
         // With one cache per watched namespace, an unknown namespace is not ours to judge.
         any.then_some(None)
+    }
+
+    /// Adds a Secret metadata cache that [`Context::secret_version`] reads.
+    pub fn register_secret_store(&self, store: Store<PartialObjectMeta<Secret>>) {
+        self.secret_stores
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(store);
+    }
+
+    /// The `resourceVersion` of Secret `namespace/name` as cached: `Some(None)` when a synced
+    /// cache says it does not exist, `None` when no cache can answer.
+    pub fn secret_version(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        let synced = self
+            .caches_synced
+            .as_ref()
+            .is_some_and(crate::ops::Readiness::is_ready);
+        if !synced {
+            return None;
+        }
+        let stores = self
+            .secret_stores
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if stores.is_empty() {
+            return None;
+        }
+        let reference = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
+        for store in &stores {
+            if let Some(secret) = store.get(&reference) {
+                return Some(secret.metadata.resource_version.clone());
+            }
+        }
+        Some(None)
+    }
+
+    /// A client built earlier for this application, if nothing it was built from changed
+    /// (`fingerprint`: the application's and its Secrets' versions).
+    pub fn application_client(
+        &self,
+        uid: &str,
+        fingerprint: &str,
+    ) -> Option<crate::losant::Client> {
+        let clients = self
+            .application_clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        clients
+            .get(uid)
+            .filter(|(seen, _)| seen == fingerprint)
+            .map(|(_, client)| client.clone())
+    }
+
+    /// Remembers the client built for an application.
+    pub fn remember_application_client(
+        &self,
+        uid: &str,
+        fingerprint: String,
+        client: crate::losant::Client,
+    ) {
+        let mut clients = self
+            .application_clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if clients.len() > 10_000 {
+            clients.clear();
+        }
+        clients.insert(uid.to_owned(), (fingerprint, client));
     }
 
     /// Says how many Integration caches will be registered.

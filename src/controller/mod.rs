@@ -71,9 +71,9 @@ pub async fn run_with(
     let mut ctx = Context::with_metrics(kube.clone(), settings, ops.metrics.clone());
     ctx.caches_synced = Some(ops.readiness.clone());
     let ctx = Arc::new(ctx);
-    // Three watch caches per scope (Integrations, LosantApplications, and the Integration
-    // controller's LosantApplications); /readyz waits for all of them.
-    ops.readiness.expect(3 * scopes.len());
+    // Four watch caches per scope (Integrations, LosantApplications, and the Integration
+    // controller's LosantApplications and Secret metadata); /readyz waits for all of them.
+    ops.readiness.expect(4 * scopes.len());
     let mut controllers = Vec::new();
     for scope in &scopes {
         ctx.owners.load(&kube, scope.as_deref()).await?;
@@ -216,7 +216,29 @@ async fn run_integrations(
         watcher::watcher(
             api::<LosantApplication>(&kube, namespace.as_deref()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(crate::ops::lean),
+    )
+    .inspect_ok(move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark();
+        }
+    })
+    .applied_objects();
+    // Secret metadata (never data), cached: which version of each Secret exists.
+    let (secrets, writer) = reflector::store();
+    ctx.register_secret_store(secrets);
+    let synced = ops.readiness.cache(format!(
+        "Secret metadata in {}",
+        namespace.as_deref().unwrap_or("all namespaces")
+    ));
+    let secret_events = reflector::reflector(
+        writer,
+        watcher::watcher(
+            secret_metadata(&kube, namespace.as_deref()),
+            watcher::Config::default(),
+        )
+        .modify(crate::ops::lean),
     )
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
@@ -240,11 +262,9 @@ async fn run_integrations(
         .watches_stream(application_events, move |app| {
             integrations_of(&by_app, &app)
         })
-        .watches(
-            secret_metadata(&kube, namespace.as_deref()),
-            watcher::Config::default(),
-            move |secret| integrations_using(&by_secret, &secret),
-        )
+        .watches_stream(secret_events, move |secret| {
+            integrations_using(&by_secret, &secret)
+        })
         .reconcile_all_on(ops.leadership.gained())
         .graceful_shutdown_on(ops.shutdown.requested())
         .run(

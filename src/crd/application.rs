@@ -68,6 +68,25 @@ pub struct LosantApplicationSpec {
     /// verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_secret_ref: Option<SecretKeyRef>,
+    /// Lowers the request budget of this application below the operator's
+    /// (`--losant-rate-limit`, shared by every application using the same token); it can never
+    /// raise it. Useful to keep one application from spending a shared token's budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<ApplicationRateLimit>,
+}
+
+/// A lower request budget for one application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationRateLimit {
+    /// Sustained requests per second to Losant for this application (at most the operator's).
+    #[schemars(range(min = 0.01, max = 10000))]
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet period (default: one second's worth, at
+    /// least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: Option<u32>,
 }
 
 /// Observed state of a `LosantApplication`.

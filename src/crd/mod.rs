@@ -12,7 +12,8 @@ mod config;
 mod integration;
 
 pub use application::{
-    DEFAULT_API_URL, LosantApplication, LosantApplicationSpec, LosantApplicationStatus,
+    ApplicationRateLimit, DEFAULT_API_URL, LosantApplication, LosantApplicationSpec,
+    LosantApplicationStatus,
 };
 pub use common::{LocalObjectRef, SecretKeyRef, condition};
 pub use config::{
@@ -31,7 +32,7 @@ use serde_json::{Value, json};
 /// The version of the CRD schemas this binary was built with, stamped on each CRD as the
 /// annotation `losant.io/schema-version`. Bump it whenever a schema changes, so an operator never
 /// writes through an older installed CRD that would prune what it writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The annotation that carries [`SCHEMA_VERSION`] on each CRD.
 pub const SCHEMA_VERSION_ANNOTATION: &str = "losant.io/schema-version";

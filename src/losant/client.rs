@@ -59,6 +59,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     limits: RateLimits,
     registry: Option<LimiterRegistry>,
+    own_limits: Option<RateLimits>,
     observer: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -75,8 +76,16 @@ impl ClientBuilder {
             retry: RetryPolicy::default(),
             limits: RateLimits::default(),
             registry: None,
+            own_limits: None,
             observer: None,
         }
+    }
+
+    /// A second, lower budget of this client's own, applied on top of the shared one: a
+    /// request waits for both. (It can only lower what the shared limiter allows.)
+    pub fn own_limits(mut self, limits: RateLimits) -> Self {
+        self.own_limits = Some(limits);
+        self
     }
 
     /// The API base URL (private installs have their own).
@@ -202,6 +211,7 @@ impl ClientBuilder {
                 accept_version,
                 retry: self.retry,
                 limiter,
+                own_limiter: self.own_limits.map(|limits| Arc::new(Limiter::new(limits))),
                 observer: self.observer,
             }),
         })
@@ -231,6 +241,8 @@ struct Inner {
     accept_version: Option<HeaderValue>,
     retry: RetryPolicy,
     limiter: Arc<Limiter>,
+    /// This client's own lower budget, if any (waited for before the shared one).
+    own_limiter: Option<Arc<Limiter>>,
     observer: Option<Arc<dyn RequestObserver>>,
 }
 
@@ -472,6 +484,10 @@ impl Client {
         url: &Url,
         attempt: u32,
     ) -> Result<(StatusCode, bytes::Bytes), Error> {
+        let _own_permit = match &self.inner.own_limiter {
+            Some(own) => Some(own.acquire().await),
+            None => None,
+        };
         let _permit = self.inner.limiter.acquire().await;
         let mut request = self
             .inner

@@ -85,6 +85,23 @@ pub struct Operations {
     election: Arc<Mutex<Election>>,
 }
 
+/// Drops what the operator never reads from a cached object (managedFields, kubectl's
+/// last-applied copy of the whole object), which is most of its size: with 10,000 objects this
+/// is the difference between a lean and a bloated cache.
+pub fn lean<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// kubectl's client-side apply annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// The election of this replica: created at start, joined by [`Operations::prepare`] once the
 /// CRDs are usable (a replica that cannot work must not take the lease from one that can), and
 /// stepped down from by [`Started::finish`].
@@ -249,14 +266,16 @@ impl Operations {
         let synced = self
             .readiness
             .cache(format!("{kind} in {}", scope.unwrap_or("all namespaces")));
-        let stream =
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .inspect_ok(move |event| {
-                    if matches!(event, watcher::Event::InitDone) {
-                        synced.mark();
-                    }
-                })
-                .applied_objects();
+        let stream = reflector::reflector(
+            writer,
+            watcher::watcher(api, watcher::Config::default()).modify(lean),
+        )
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                synced.mark();
+            }
+        })
+        .applied_objects();
         self.metrics.register_kind(kind);
         let counted = store.clone();
         self.metrics.count_conditions(kind, move || {

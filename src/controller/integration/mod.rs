@@ -494,45 +494,8 @@ async fn read_known(
     ctx: &Context,
 ) -> Result<Option<losant::Integration>, Stop> {
     let id = known.id;
-    if known.unchanged {
-        // Status times have whole seconds: a view must be taken after the second that follows
-        // the last write to be sure it saw that write.
-        let written = previous
-            .last_applied_time
-            .as_ref()
-            .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
-        let max_age = ctx.settings.resync_interval;
-        let seen = match ctx.settings.sync_strategy {
-            SyncStrategy::PerApplication => Some(
-                ctx.snapshots
-                    .lookup(client, application_id, id, max_age, written)
-                    .await
-                    .map_err(|e| Failure::losant(LosantCall::List, &e))?,
-            ),
-            SyncStrategy::PerObject => {
-                match ctx
-                    .snapshots
-                    .cached(client.api_url(), application_id, id, max_age, written)
-                {
-                    Some(seen) => Some(seen),
-                    None => {
-                        let matches = client
-                            .find_by_name(application_id, known.name)
-                            .await
-                            .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
-                        ctx.snapshots
-                            .note_seen(client.api_url(), application_id, &matches);
-                        matches
-                            .into_iter()
-                            .find(|m| m.id == id)
-                            .map(|m| Seen::Found(Box::new(m)))
-                    }
-                }
-            }
-        };
-        if let Some(Seen::Found(remote)) = seen {
-            return Ok(Some(*remote));
-        }
+    if let Some(remote) = recently_seen(client, application_id, known, previous, ctx).await? {
+        return Ok(Some(remote));
     }
     match client.get(application_id, id).await {
         Ok(remote) => {
@@ -561,6 +524,62 @@ async fn read_known(
             }
         }
         Err(error) => Err(Failure::losant(LosantCall::Get, &error).into()),
+    }
+}
+
+/// The remote as this process saw it within the resync interval (the application's view, or the
+/// object's own recent lookup), when nothing changed locally; `None` when that cannot say.
+async fn recently_seen(
+    client: &losant::Client,
+    application_id: &str,
+    known: &Known<'_>,
+    previous: &IntegrationStatus,
+    ctx: &Context,
+) -> Result<Option<losant::Integration>, Stop> {
+    if !known.unchanged {
+        return Ok(None);
+    }
+    let id = known.id;
+    // Status times have whole seconds: a view must be taken after the second that follows
+    // the last write to be sure it saw that write.
+    let written = previous
+        .last_applied_time
+        .as_ref()
+        .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
+    let max_age = ctx.settings.resync_interval;
+    let seen = match ctx.settings.sync_strategy {
+        SyncStrategy::PerApplication => Some(
+            ctx.snapshots
+                .lookup(client, application_id, id, max_age, written)
+                .await
+                .map_err(|e| Failure::losant(LosantCall::List, &e))?,
+        ),
+        SyncStrategy::PerObject => {
+            // Only the follow-ups of a write or lookup (moments later) reuse what it saw;
+            // the periodic check (an interval later) always lists.
+            match ctx
+                .snapshots
+                .cached(client.api_url(), application_id, id, max_age / 2, written)
+            {
+                Some(seen) => Some(seen),
+                None => {
+                    let matches = client
+                        .find_by_name(application_id, known.name)
+                        .await
+                        .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
+                    ctx.snapshots
+                        .note_seen(client.api_url(), application_id, &matches);
+                    matches
+                        .into_iter()
+                        .find(|m| m.id == id)
+                        .map(|m| Seen::Found(Box::new(m)))
+                }
+            }
+        }
+    };
+    match seen {
+        Some(Seen::Found(remote)) => Ok(Some(*remote)),
+        _ => Ok(None),
     }
 }
 
