@@ -57,5 +57,9 @@ fi
 if [[ "${LOSANT_E2E:-}" == 1 ]]; then
   echo "== release binary"
   scripts/check-release.sh || status=$?
+  # The scale benchmark at a tiny size, both strategies: proves the benchmark works (it is not
+  # a timed test; the figures are in bench/).
+  echo "== benchmark smoke"
+  scripts/bench.sh --smoke || status=$?
 fi
 exit "$status"

@@ -66,8 +66,9 @@ struct RunArgs {
     /// `per-object` spends one name-filtered list per Integration per interval (the baseline).
     #[arg(long, value_enum, default_value = "per-application")]
     sync_strategy: SyncStrategy,
-    /// Reconciles in flight per controller.
-    #[arg(long, default_value_t = 8)]
+    /// Reconciles in flight per controller. Reconciles mostly wait on the Kubernetes API (the
+    /// Losant API has its own limits below), so this is about Kubernetes write throughput.
+    #[arg(long, default_value_t = 16)]
     concurrency: u16,
     /// Requests per second to each Losant API URL and token.
     #[arg(long, default_value_t = 10.0)]
@@ -163,6 +164,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    ops::memory::limit_arenas();
     telemetry::init(args.log_format, &args.log_level)?;
     // reqwest is built without a default rustls provider; pick ring before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();

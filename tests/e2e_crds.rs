@@ -660,6 +660,28 @@ fn rejects_a_non_hex_application_id() {
     assert_rejected(&ns, &doc, &["spec.applicationId", "should match"]);
 }
 
+#[test]
+fn rejects_a_rate_limit_of_zero_and_accepts_a_lower_one() {
+    require_cluster!();
+    let ns = setup("crd-rate-limit");
+    let spec = "applicationId: 575ec8687ae143cd83dc4abc\ntokenSecretRef: {name: t, key: token}\n";
+    let zero = application(
+        "zero",
+        &format!("{spec}rateLimit: {{requestsPerSecond: 0}}\n"),
+    );
+    assert_rejected(&ns, &zero, &["spec.rateLimit.requestsPerSecond"]);
+    let no_burst = application(
+        "no-burst",
+        &format!("{spec}rateLimit: {{requestsPerSecond: 2, burst: 0}}\n"),
+    );
+    assert_rejected(&ns, &no_burst, &["spec.rateLimit.burst"]);
+    let lower = application(
+        "lower",
+        &format!("{spec}rateLimit: {{requestsPerSecond: 2.5, burst: 3}}\n"),
+    );
+    ns.apply_ok(&lower);
+}
+
 /// An inline `password` in `mqttConfig` (the field is `passwordSecretRef`) never reaches the
 /// spec the operator reads.
 ///

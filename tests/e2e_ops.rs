@@ -173,13 +173,15 @@ fn metrics_count_reconciles_and_objects_and_health_answers() {
     wait_until(READY_TIMEOUT, "/readyz to answer 200", || {
         operator.get("/readyz").is_some_and(|(code, _)| code == 200)
     });
-    // Readiness is never reported before both caches said they synced (logged first).
+    // Readiness is never reported before every cache said it synced (logged first): the two
+    // controllers' own, and the Integration controller's LosantApplications and Secret
+    // metadata.
     let synced = operator
         .process
         .logs()
         .matches("watch cache synced")
         .count();
-    assert_eq!(synced, 2, "one line per cache before /readyz turns true");
+    assert_eq!(synced, 4, "one line per cache before /readyz turns true");
 
     wait_for_condition(
         ns.name(),
@@ -294,8 +296,8 @@ fn readyz_is_false_until_the_caches_sync() {
             .logs()
             .matches("watch cache synced")
             .count(),
-        2,
-        "both caches synced before /readyz turned true"
+        4,
+        "every cache synced before /readyz turned true"
     );
 }
 

@@ -90,6 +90,9 @@ struct RunArgs {
     /// Delete the objects afterwards (the script instead throws the whole control plane away).
     #[arg(long)]
     cleanup: bool,
+    /// Only create the objects (for profiling the operator by hand), then stop.
+    #[arg(long)]
+    create_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +124,11 @@ struct RunResult {
     cold_start_floor_seconds: f64,
     /// Requests to Losant during the cold start, by kind.
     cold_start_calls: BTreeMap<String, u64>,
+    /// CPU seconds each process spent during the cold start (where the time goes): the
+    /// operator, the emulator, and the control plane's kube-apiserver and etcd when their pid
+    /// files are found under $LOSANT_CP_DIR.
+    #[serde(default)]
+    cold_start_cpu_seconds: BTreeMap<String, f64>,
     /// Answers 429 received by the operator, over the whole run.
     rate_limited: u64,
     /// Sweeps observed in steady state (per-application: the operator's count; per-object: the
@@ -210,6 +218,25 @@ impl Drop for Process {
             let _ = self.child.wait();
         }
     }
+}
+
+/// kube-apiserver and etcd of the control plane scripts/control-plane.sh started, by the pid
+/// files in $LOSANT_CP_DIR (empty when there are none).
+fn control_plane_pids() -> Vec<(String, u32)> {
+    let Ok(dir) = std::env::var("LOSANT_CP_DIR") else {
+        return Vec::new();
+    };
+    ["apiserver", "etcd"]
+        .into_iter()
+        .filter_map(|name| {
+            let pid = std::fs::read_to_string(Path::new(&dir).join(format!("{name}.pid")))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), pid))
+        })
+        .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -632,9 +659,19 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
         "bench: {} Integrations created in {:.1}s; starting the operator ({})",
         args.size, result.objects_created_seconds, args.strategy
     );
+    if args.create_only {
+        emulator.terminate();
+        return Ok(result);
+    }
 
     // Cold start.
     let calls_before = observer.calls().await?;
+    let control_plane = control_plane_pids();
+    let cpu_before: Vec<(String, u32, f64)> = control_plane
+        .iter()
+        .chain(std::iter::once(&("emulator".to_owned(), emulator.pid())))
+        .map(|(name, pid)| (name.clone(), *pid, cpu_seconds(*pid)))
+        .collect();
     let (mut operator, started) = start_operator(&args, metrics_port, "operator.log")?;
     let deadline = started + Duration::from_secs(args.timeout_seconds);
     let mut last_report = Instant::now();
@@ -654,6 +691,14 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
         if calls.created >= args.size as u64 && synced as usize >= args.size {
             result.cold_start_seconds = started.elapsed().as_secs_f64();
             result.cold_start_calls = calls.by_kind.clone();
+            for (name, pid, before) in &cpu_before {
+                result
+                    .cold_start_cpu_seconds
+                    .insert(name.clone(), cpu_seconds(*pid) - before);
+            }
+            result
+                .cold_start_cpu_seconds
+                .insert("operator".into(), cpu_seconds(operator.pid()));
             break;
         }
         if Instant::now() > deadline {
@@ -683,8 +728,11 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     result.cold_start_floor_seconds = (args.size as u64 + lists_needed) as f64 / args.rate_limit;
     (result.rss_converged_mib, _) = rss_mib(operator.pid());
     eprintln!(
-        "bench: converged in {:.1}s (floor {:.1}s); RSS {:.1} MiB",
-        result.cold_start_seconds, result.cold_start_floor_seconds, result.rss_converged_mib
+        "bench: converged in {:.1}s (floor {:.1}s); RSS {:.1} MiB; CPU seconds meanwhile: {:?}",
+        result.cold_start_seconds,
+        result.cold_start_floor_seconds,
+        result.rss_converged_mib,
+        result.cold_start_cpu_seconds
     );
 
     // Verify: every object Ready and recorded, each remote present exactly once.
@@ -894,16 +942,21 @@ async fn edit_latencies(
     result: &mut RunResult,
 ) -> anyhow::Result<()> {
     let names: Vec<&String> = ids.keys().collect();
-    if names.is_empty() || args.edits == 0 {
+    let count = args.edits.min(names.len());
+    if count == 0 {
         return Ok(());
     }
-    // Spread over the fleet, deterministic.
-    let step = (names.len() / args.edits.min(names.len())).max(1);
-    for edit in 0..args.edits.min(names.len()) {
-        let name = names[(edit * step + edit / names.len()) % names.len()];
+    // Edits arrive at 10 per second, spread over the fleet (deterministic). Each one's latency
+    // is from just before its patch was sent to the `lastUpdated` Losant stamps on the PATCH
+    // that brought the new value (same machine, same clock), so the benchmark's own polling
+    // does not add to it.
+    let step = (names.len() / count).max(1);
+    let mut pending: BTreeMap<String, (String, String, String, jiff::Timestamp)> = BTreeMap::new();
+    for edit in 0..count {
+        let name = names[(edit * step) % names.len()];
         let (app, id) = &ids[name];
         let topic = format!("bench/edited/{edit}");
-        let applied = Instant::now();
+        let applied = jiff::Timestamp::now();
         integrations
             .patch(
                 name,
@@ -911,19 +964,39 @@ async fn edit_latencies(
                 &Patch::Merge(json!({"spec": {"topics": [topic]}})),
             )
             .await?;
-        loop {
-            let remote = observer.remote(app, id).await?;
-            if remote["topics"] == json!([topic]) {
-                result.edit_latencies.push(applied.elapsed().as_secs_f64());
-                break;
+        pending.insert(id.clone(), (name.clone(), app.clone(), topic, applied));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.resync_seconds * 4 + 300);
+    while !pending.is_empty() && Instant::now() < deadline {
+        let apps: BTreeSet<String> = pending.values().map(|(_, app, _, _)| app.clone()).collect();
+        for app in apps {
+            for remote in observer.remotes(&app).await? {
+                let id = remote["id"].as_str().unwrap_or_default().to_owned();
+                let Some((_, _, topic, applied)) = pending.get(&id) else {
+                    continue;
+                };
+                if remote["topics"] != json!([topic]) {
+                    continue;
+                }
+                let updated: Option<jiff::Timestamp> =
+                    remote["lastUpdated"].as_str().and_then(|t| t.parse().ok());
+                if let Some(updated) = updated {
+                    let latency = updated.duration_since(*applied).as_secs_f64().max(0.0);
+                    result.edit_latencies.push(latency);
+                }
+                pending.remove(&id);
             }
-            if applied.elapsed() > Duration::from_secs(120) {
-                eprintln!("bench: edit of {name} not applied within 120s");
-                result.edit_latencies.push(applied.elapsed().as_secs_f64());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (name, _, _, applied) in pending.values() {
+        eprintln!("bench: the edit of {name} never reached Losant");
+        result.edit_latencies.push(
+            jiff::Timestamp::now()
+                .duration_since(*applied)
+                .as_secs_f64(),
+        );
     }
     result.edit_p50_seconds = percentile(&result.edit_latencies, 0.50);
     result.edit_p99_seconds = percentile(&result.edit_latencies, 0.99);
@@ -1162,6 +1235,45 @@ fn summarize(args: &SummarizeArgs) -> anyhow::Result<()> {
                 None,
             ),
             figure("peak RSS", "MiB", &values(&|r| r.peak_rss_mib), None),
+            figure(
+                "cold start CPU: operator",
+                "s",
+                &values(&|r| {
+                    r.cold_start_cpu_seconds
+                        .get("operator")
+                        .copied()
+                        .unwrap_or(0.0)
+                }),
+                None,
+            ),
+            figure(
+                "cold start CPU: kube-apiserver",
+                "s",
+                &values(&|r| {
+                    r.cold_start_cpu_seconds
+                        .get("apiserver")
+                        .copied()
+                        .unwrap_or(0.0)
+                }),
+                None,
+            ),
+            figure(
+                "cold start CPU: etcd",
+                "s",
+                &values(&|r| r.cold_start_cpu_seconds.get("etcd").copied().unwrap_or(0.0)),
+                None,
+            ),
+            figure(
+                "cold start CPU: emulator",
+                "s",
+                &values(&|r| {
+                    r.cold_start_cpu_seconds
+                        .get("emulator")
+                        .copied()
+                        .unwrap_or(0.0)
+                }),
+                None,
+            ),
             figure(
                 "startup to ready",
                 "s",

@@ -67,7 +67,7 @@ impl Default for Settings {
             initial_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
             create_grace_period: Duration::from_secs(30),
-            concurrency: 8,
+            concurrency: 16,
             losant_limits: RateLimits::default(),
             api_hosts: ApiHostPolicy::default(),
             sync_strategy: SyncStrategy::default(),
@@ -96,6 +96,8 @@ pub struct Context {
     /// Secret metadata caches (never data) of the Integration controllers: which version of
     /// each Secret exists, so an unchanged object needs no Secret read.
     secret_stores: Mutex<Vec<Store<PartialObjectMeta<Secret>>>>,
+    /// Set once the owner index was seeded from the synced caches.
+    owners_loaded: tokio::sync::OnceCell<()>,
     /// Clients by application uid, with the versions they were built from.
     application_clients: Mutex<HashMap<String, (String, crate::losant::Client)>>,
     /// How many Integration caches there will be (one per watched scope).
@@ -131,6 +133,7 @@ impl Context {
             integration_stores: Mutex::new(Vec::new()),
             application_stores: Mutex::new(Vec::new()),
             secret_stores: Mutex::new(Vec::new()),
+            owners_loaded: tokio::sync::OnceCell::new(),
             application_clients: Mutex::new(HashMap::new()),
             expected_integration_stores: std::sync::atomic::AtomicUsize::new(0),
             kube,
@@ -226,6 +229,34 @@ impl Context {
         }
         // With one cache per watched namespace, an unknown namespace is not ours to judge.
         any.then_some(None)
+    }
+
+    /// Waits (once per process) until the watch caches have synced and seeds the owner index
+    /// from them, so the first reconciles already see every senior claimant.
+    pub async fn owners_ready(&self) {
+        self.owners_loaded
+            .get_or_init(|| async {
+                let stores = self
+                    .integration_stores(Duration::from_secs(600))
+                    .await
+                    .unwrap_or_default();
+                let objects: Vec<_> = stores.iter().flat_map(Store::state).collect();
+                let apps: Vec<_> = self
+                    .application_stores
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .iter()
+                    .flat_map(Store::state)
+                    .collect();
+                self.owners.load(&objects, &apps);
+                tracing::debug!(
+                    objects = objects.len(),
+                    "owner index seeded from the caches"
+                );
+                // The initial lists are done: give back what decoding them left free.
+                crate::ops::memory::trim();
+            })
+            .await;
     }
 
     /// Adds a Secret metadata cache that [`Context::secret_version`] reads.

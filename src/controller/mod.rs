@@ -75,9 +75,6 @@ pub async fn run_with(
     // controller's LosantApplications and Secret metadata); /readyz waits for all of them.
     ops.readiness.expect(4 * scopes.len());
     let mut controllers = Vec::new();
-    for scope in &scopes {
-        ctx.owners.load(&kube, scope.as_deref()).await?;
-    }
     ctx.expect_integration_stores(scopes.len());
     for scope in scopes {
         controllers.push(tokio::spawn(run_applications(
@@ -169,13 +166,13 @@ async fn run_applications(
     controller
         .watches(
             secret_metadata(&kube, namespace.as_deref()),
-            watcher::Config::default(),
+            crate::ops::watch_config(),
             move |secret| applications_using(&store, &secret),
         )
         // An Integration that comes or goes changes whether its application is in use.
         .watches(
             api::<Integration>(&kube, namespace.as_deref()),
-            watcher::Config::default(),
+            crate::ops::watch_config(),
             |integration| application_of(&integration),
         )
         .reconcile_all_on(ops.leadership.gained())
@@ -215,7 +212,7 @@ async fn run_integrations(
         writer,
         watcher::watcher(
             api::<LosantApplication>(&kube, namespace.as_deref()),
-            watcher::Config::default(),
+            crate::ops::watch_config(),
         )
         .modify(crate::ops::lean),
     )
@@ -236,7 +233,7 @@ async fn run_integrations(
         writer,
         watcher::watcher(
             secret_metadata(&kube, namespace.as_deref()),
-            watcher::Config::default(),
+            crate::ops::watch_config(),
         )
         .modify(crate::ops::lean),
     )

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::Api;
-use kube::api::{ListParams, ResourceExt};
+use kube::api::ResourceExt;
 
 use super::error::Error;
 use crate::crd::{Integration, LosantApplication};
@@ -113,28 +113,13 @@ impl Owners {
         self.lock().remove(&object_key(obj));
     }
 
-    /// Fills the index from every watched object, before any reconcile, so an object that
-    /// reconciles first after a restart cannot take a remote an older object owns.
-    pub async fn load(&self, kube: &kube::Client, namespace: Option<&str>) -> Result<(), Error> {
-        let (integrations, applications): (Api<Integration>, Api<LosantApplication>) =
-            match namespace {
-                Some(ns) => (
-                    Api::namespaced(kube.clone(), ns),
-                    Api::namespaced(kube.clone(), ns),
-                ),
-                None => (Api::all(kube.clone()), Api::all(kube.clone())),
-            };
-        let apps = applications
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::kube("list LosantApplications"))?;
-        let objects = integrations
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::kube("list Integrations"))?;
+    /// Seeds the index with every object's claims, from the watch caches, before the first
+    /// reconcile: an object must see a senior rival even if the rival has not been reconciled
+    /// yet in this process.
+    pub fn load(&self, objects: &[Arc<Integration>], apps: &[Arc<LosantApplication>]) {
         let mut index = self.lock();
-        for obj in &objects.items {
-            let app = apps.items.iter().find(|a| {
+        for obj in objects {
+            let app = apps.iter().find(|a| {
                 a.namespace() == obj.namespace() && a.name_any() == obj.spec.application_ref.name
             });
             let Some(app) = app else { continue };
@@ -155,6 +140,5 @@ impl Owners {
                 claims(api_url, &application_id, obj.remote_name(), id.as_deref()),
             );
         }
-        Ok(())
     }
 }

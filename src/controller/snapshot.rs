@@ -15,7 +15,7 @@
 //! - A refresh that races with a write keeps the write: writes made after the refresh started
 //!   are applied over what the list returned.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,11 +111,12 @@ impl Snapshots {
     }
 
     /// Lists the whole application now and replaces its view (merging this process's writes).
+    /// Returns the ids whose remote differs from what the view held (changed, new or gone).
     pub async fn refresh(
         &self,
         client: &losant::Client,
         application_id: &str,
-    ) -> Result<(), losant::Error> {
+    ) -> Result<HashSet<String>, losant::Error> {
         let slot = self.slot(client.api_url(), application_id);
         let _one_at_a_time = slot.refreshing.lock().await;
         Self::refresh_slot(&slot, client, application_id).await
@@ -125,10 +126,11 @@ impl Snapshots {
         slot: &Slot,
         client: &losant::Client,
         application_id: &str,
-    ) -> Result<(), losant::Error> {
+    ) -> Result<HashSet<String>, losant::Error> {
         let started = Timestamp::now();
         let listing = client.list_everything(application_id).await?;
         let mut view = lock(&slot.view);
+        let previous = std::mem::take(&mut view.by_id);
         view.by_id = listing
             .items
             .into_iter()
@@ -159,7 +161,23 @@ impl Snapshots {
             }
         }
         view.writes = writes.into_iter().collect();
-        Ok(())
+        let mut changed: HashSet<String> = view
+            .by_id
+            .iter()
+            .filter(|(id, entry)| {
+                previous
+                    .get(*id)
+                    .is_none_or(|before| before.integration != entry.integration)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        changed.extend(
+            previous
+                .keys()
+                .filter(|id| !view.by_id.contains_key(*id))
+                .cloned(),
+        );
+        Ok(changed)
     }
 
     /// Refreshes unless the view was taken within `max_age` (and after `not_before`).

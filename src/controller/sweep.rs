@@ -3,10 +3,15 @@
 //!
 //! This is what makes steady state cost ceil(integrations / page size) list calls per
 //! application per interval, whatever the number of objects, while drift made in Losant is
-//! still noticed within one interval: the view is at most one interval old when each object is
-//! compared with it.
+//! still noticed within one interval.
+//!
+//! Only objects that may be out of sync are reconciled: those whose remote differs from the
+//! previous list (changed, created or gone), those not Ready, and those without a recorded
+//! remote. An object whose remote did not change since it was last found in sync, and whose
+//! own spec and Secrets did not change (the watches would have brought it), is still in sync.
+//! Every [`FULL_SWEEP_EVERY`]th sweep reconciles everything anyway, as a safety net.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +35,7 @@ pub async fn run(
     trigger: mpsc::Sender<ObjectRef<Integration>>,
 ) {
     let interval = ctx.settings.resync_interval;
+    let mut count: u64 = 0;
     loop {
         // The start-up (and take-over) reconcile of everything compares each object once; the
         // first sweep comes one interval later.
@@ -41,17 +47,24 @@ pub async fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        let swept = sweep_once(&ctx, &applications, &integrations, &trigger).await;
+        count += 1;
+        let everything = count.is_multiple_of(FULL_SWEEP_EVERY);
+        let swept = sweep_once(&ctx, &applications, &integrations, &trigger, everything).await;
         tracing::debug!(
             applications = swept.applications,
             integrations = swept.integrations,
+            unchanged = swept.unchanged,
             failed = swept.failed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "sweep done"
         );
         ctx.metrics.sweep_done(swept.failed == 0);
+        crate::ops::memory::trim();
     }
 }
+
+/// Every how many sweeps every object is reconciled, changed remote or not.
+pub const FULL_SWEEP_EVERY: u64 = 10;
 
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,6 +73,8 @@ pub struct Swept {
     pub applications: usize,
     /// Integrations sent to reconcile.
     pub integrations: usize,
+    /// Integrations left alone: in sync, and their remote unchanged.
+    pub unchanged: usize,
     /// Losant applications whose list failed (their objects wait for the next sweep).
     pub failed: usize,
 }
@@ -70,10 +85,10 @@ pub async fn sweep_once(
     applications: &Store<LosantApplication>,
     integrations: &Store<Integration>,
     trigger: &mpsc::Sender<ObjectRef<Integration>>,
+    everything: bool,
 ) -> Swept {
     // The objects of each LosantApplication (by namespace and name).
-    let mut by_application: BTreeMap<(String, String), Vec<ObjectRef<Integration>>> =
-        BTreeMap::new();
+    let mut by_application: BTreeMap<(String, String), Vec<Arc<Integration>>> = BTreeMap::new();
     for integration in integrations.state() {
         let Some(namespace) = integration.namespace() else {
             continue;
@@ -84,11 +99,11 @@ pub async fn sweep_once(
         by_application
             .entry((namespace, integration.spec.application_ref.name.clone()))
             .or_default()
-            .push(ObjectRef::from_obj(integration.as_ref()));
+            .push(integration);
     }
     let mut swept = Swept::default();
     // Several LosantApplications may name the same Losant application: list it once.
-    let mut listed: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut listed: BTreeMap<(String, String), HashSet<String>> = BTreeMap::new();
     for ((namespace, name), objects) in by_application {
         let Some(app) = applications.get(&ObjectRef::new(&name).within(&namespace)) else {
             continue;
@@ -100,7 +115,7 @@ pub async fn sweep_once(
             app.spec.api_url.trim_end_matches('/').to_owned(),
             app.spec.application_id.to_ascii_lowercase(),
         );
-        if !listed.contains(&key) {
+        if !listed.contains_key(&key) {
             let client = match clients::for_application(&app, &namespace, ctx).await {
                 Ok(Ok(client)) => client,
                 Ok(Err(failure)) => {
@@ -119,22 +134,50 @@ pub async fn sweep_once(
                     continue;
                 }
             };
-            if let Err(error) = ctx.snapshots.refresh(&client, &key.1).await {
-                tracing::info!(namespace, application = name, error = %error, "sweep: listing the application failed; its objects are compared on the next sweep");
-                swept.failed += 1;
-                continue;
-            }
-            listed.insert(key);
+            let changed = match ctx.snapshots.refresh(&client, &key.1).await {
+                Ok(changed) => changed,
+                Err(error) => {
+                    tracing::info!(namespace, application = name, error = %error, "sweep: listing the application failed; its objects are compared on the next sweep");
+                    swept.failed += 1;
+                    continue;
+                }
+            };
+            listed.insert(key.clone(), changed);
             swept.applications += 1;
         }
+        let changed = listed.get(&key);
         for object in objects {
+            if !everything && !may_be_out_of_sync(&object, changed) {
+                swept.unchanged += 1;
+                continue;
+            }
             swept.integrations += 1;
-            if trigger.send(object).await.is_err() {
+            if trigger
+                .send(ObjectRef::from_obj(object.as_ref()))
+                .await
+                .is_err()
+            {
                 return swept;
             }
         }
     }
     swept
+}
+
+/// Whether an object needs comparing after a refresh that found `changed` remotes differing.
+fn may_be_out_of_sync(object: &Integration, changed: Option<&HashSet<String>>) -> bool {
+    let Some(status) = &object.status else {
+        return true;
+    };
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == crate::crd::condition::READY && c.status == "True");
+    let current = status.observed_generation == object.metadata.generation;
+    match (&status.integration_id, changed) {
+        (Some(id), Some(changed)) if ready && current => changed.contains(id),
+        _ => true,
+    }
 }
 
 /// How long an object waits for its next comparison when nothing changes, under the

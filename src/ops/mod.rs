@@ -17,6 +17,7 @@
 
 pub mod health;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod schema;
 pub mod shutdown;
@@ -97,6 +98,13 @@ pub fn lean<K: kube::Resource>(object: &mut K) {
             meta.annotations = None;
         }
     }
+}
+
+/// How every watch of the operator lists and watches: the initial list is served from the API
+/// server's watch cache (`resourceVersion=0`, as client-go's informers do) instead of paging
+/// through etcd, several times faster with 10,000 objects.
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().any_semantic()
 }
 
 /// kubectl's client-side apply annotation.
@@ -266,16 +274,14 @@ impl Operations {
         let synced = self
             .readiness
             .cache(format!("{kind} in {}", scope.unwrap_or("all namespaces")));
-        let stream = reflector::reflector(
-            writer,
-            watcher::watcher(api, watcher::Config::default()).modify(lean),
-        )
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) {
-                synced.mark();
-            }
-        })
-        .applied_objects();
+        let stream =
+            reflector::reflector(writer, watcher::watcher(api, watch_config()).modify(lean))
+                .inspect_ok(move |event| {
+                    if matches!(event, watcher::Event::InitDone) {
+                        synced.mark();
+                    }
+                })
+                .applied_objects();
         self.metrics.register_kind(kind);
         let counted = store.clone();
         self.metrics.count_conditions(kind, move || {

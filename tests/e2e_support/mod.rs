@@ -349,6 +349,13 @@ fn log_registry() -> &'static LogRegistry {
 
 /// Registers a log file to print if a test using `namespace` fails. [`OperatorProcess`] does this
 /// itself; use it for emulators and anything else.
+/// Operator processes started for each namespace, so the namespace's cleanup can stop them
+/// first: a running operator would put its finalizers back on objects the cleanup strips.
+fn operator_pids() -> &'static Mutex<BTreeMap<String, Vec<u32>>> {
+    static PIDS: OnceLock<Mutex<BTreeMap<String, Vec<u32>>>> = OnceLock::new();
+    PIDS.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
 pub fn register_log(namespace: &str, label: &str, path: &Path) {
     log_registry()
         .lock()
@@ -507,16 +514,29 @@ impl Drop for TestNamespace {
             return;
         }
         let ns = self.name.as_str();
+        let pids = operator_pids()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ns)
+            .unwrap_or_default();
+        for pid in pids {
+            // The test is over; its operators go first (an exited one's pid is not reused this
+            // quickly, and `kill` of a gone process is harmless).
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
         // Without a running operator, finalizers on our objects would keep the namespace in
         // Terminating forever; the test is over, so nothing is left for them to guard.
         let names = kubectl(&[
             "get",
-            "integrations,losantapplications",
+            "integrations.losant.io,losantapplications.losant.io,secrets",
             "-n",
             ns,
             "-o",
-            "name",
+            "jsonpath={range .items[?(@.metadata.finalizers)]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
             "--ignore-not-found",
         ]);
         for object in String::from_utf8_lossy(&names.stdout).lines() {
@@ -1077,6 +1097,12 @@ impl OperatorProcess {
             .stderr(Stdio::from(stderr))
             .spawn()
             .expect("losant-operator starts");
+        operator_pids()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(self.namespace.clone())
+            .or_default()
+            .push(child.id());
         self.child = Some(child);
     }
 

@@ -120,6 +120,17 @@ struct Synced {
 pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Integration> = Api::namespaced(ctx.kube.clone(), &namespace);
+    ctx.owners_ready().await;
+    // Add the finalizer and go on in the same reconcile, instead of returning and waiting for
+    // the watch to bring the object back (which, for thousands of new objects, would queue every
+    // create behind every finalizer).
+    let obj = if obj.metadata.deletion_timestamp.is_none()
+        && !obj.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        Arc::new(add_finalizer(&api, &obj).await?)
+    } else {
+        obj
+    };
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &api, &namespace, &ctx).await,
@@ -128,6 +139,29 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+/// Adds [`FINALIZER`], guarded by the object's `resourceVersion` (a concurrent change makes it
+/// a conflict, retried), and returns the object as written.
+async fn add_finalizer(api: &Api<Integration>, obj: &Integration) -> Result<Integration, Error> {
+    let version = obj.metadata.resource_version.clone().unwrap_or_default();
+    let add = if obj.metadata.finalizers.is_none() {
+        serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
+    } else {
+        serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
+    };
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/resourceVersion", "value": version},
+        add,
+    ]))
+    .map_err(|_| Error::InvalidPatch)?;
+    api.patch(
+        &obj.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::<()>::Json(patch),
+    )
+    .await
+    .map_err(Error::kube("add the finalizer"))
 }
 
 fn key(obj: &Integration) -> String {
