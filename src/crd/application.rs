@@ -80,7 +80,9 @@ pub struct LosantApplicationSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationRateLimit {
     /// Sustained requests per second to Losant for this application (at most the operator's).
-    #[schemars(range(min = 0.01, max = 10000))]
+    // Exclusive 0 rather than a small positive minimum: a 1.20 API server compares a whole-number
+    // value with a fractional minimum truncated, so `minimum: 0.01` lets `0` through.
+    #[schemars(range(min = 0, max = 10000), extend("exclusiveMinimum" = true))]
     pub requests_per_second: f64,
     /// Requests that may go at once after a quiet period (default: one second's worth, at
     /// least 1).
