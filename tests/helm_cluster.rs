@@ -260,7 +260,7 @@ fn run_operator_as_the_service_account(ns: &TestNamespace, service_account: &str
             "--lease-duration",
             "6s",
             "--renew-deadline",
-            "4s",
+            "3s",
             "--retry-period",
             "1s",
         ],
