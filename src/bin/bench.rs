@@ -154,6 +154,11 @@ struct RunResult {
     /// Operator RSS after convergence and after a restart with every object present.
     rss_converged_mib: f64,
     rss_restarted_mib: f64,
+    /// Of that: heap and other anonymous memory, and mapped files (the binary itself).
+    #[serde(default)]
+    rss_restarted_anonymous_mib: f64,
+    #[serde(default)]
+    rss_restarted_file_mib: f64,
     peak_rss_mib: f64,
     /// Restart with N objects present: process start → /readyz 200.
     startup_seconds: f64,
@@ -797,6 +802,18 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     let (rss, peak) = rss_mib(operator.pid());
     result.rss_restarted_mib = rss;
     result.peak_rss_mib = peak;
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", operator.pid()))
+        .unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    result.rss_restarted_anonymous_mib = field("Anonymous:");
+    result.rss_restarted_file_mib = (field("Rss:") - field("Anonymous:")).max(0.0);
     let all = observer.calls().await?;
     result.rate_limited = all.rate_limited;
     operator.terminate();
@@ -1232,6 +1249,18 @@ fn summarize(args: &SummarizeArgs) -> anyhow::Result<()> {
                 "KiB per Integration (RSS / size)",
                 "KiB",
                 &values(&|r| r.rss_restarted_mib * 1024.0 / r.size.max(1) as f64),
+                None,
+            ),
+            figure(
+                "RSS: anonymous (heap)",
+                "MiB",
+                &values(&|r| r.rss_restarted_anonymous_mib),
+                None,
+            ),
+            figure(
+                "RSS: mapped files (binary)",
+                "MiB",
+                &values(&|r| r.rss_restarted_file_mib),
                 None,
             ),
             figure("peak RSS", "MiB", &values(&|r| r.peak_rss_mib), None),
