@@ -743,8 +743,10 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     // Verify: every object Ready and recorded, each remote present exactly once.
     let ids = verify(&integrations, &observer, &apps, args.size, &mut result).await?;
 
-    // Steady state: let the start-up burst's follow-ups pass, then watch whole sweeps.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Steady state: let the start-up burst's follow-ups and the first sweep after it (which
+    // compares every object whose remote the list shows differently from the write's answer)
+    // pass, then watch whole sweeps.
+    tokio::time::sleep(Duration::from_secs(args.resync_seconds + 5)).await;
     steady_state(&args, &observer, &operator, &mut result).await?;
 
     // Drift made in Losant is reverted.

@@ -51,6 +51,9 @@ struct View {
     /// Names of listed items that could not be read.
     unreadable_names: Vec<Option<String>>,
     writes: HashMap<String, Write>,
+    /// Ids whose remote changed (or appeared, or went) at any refresh since the sweeper last
+    /// asked, so a refresh made for a lookup between sweeps hides nothing from the next sweep.
+    changed_since_sweep: HashSet<String>,
 }
 
 impl View {
@@ -110,23 +113,25 @@ impl Snapshots {
         )
     }
 
-    /// Lists the whole application now and replaces its view (merging this process's writes).
-    /// Returns the ids whose remote differs from what the view held (changed, new or gone).
-    pub async fn refresh(
+    /// The sweeper's refresh: lists the whole application now and replaces its view (merging
+    /// this process's writes). Returns the ids whose remote changed since the previous sweep's
+    /// refresh (changed, new or gone), including changes that refreshes for lookups saw since.
+    pub async fn refresh_for_sweep(
         &self,
         client: &losant::Client,
         application_id: &str,
     ) -> Result<HashSet<String>, losant::Error> {
         let slot = self.slot(client.api_url(), application_id);
         let _one_at_a_time = slot.refreshing.lock().await;
-        Self::refresh_slot(&slot, client, application_id).await
+        Self::refresh_slot(&slot, client, application_id).await?;
+        Ok(std::mem::take(&mut lock(&slot.view).changed_since_sweep))
     }
 
     async fn refresh_slot(
         slot: &Slot,
         client: &losant::Client,
         application_id: &str,
-    ) -> Result<HashSet<String>, losant::Error> {
+    ) -> Result<(), losant::Error> {
         let started = Timestamp::now();
         let listing = client.list_everything(application_id).await?;
         let mut view = lock(&slot.view);
@@ -161,7 +166,7 @@ impl Snapshots {
             }
         }
         view.writes = writes.into_iter().collect();
-        let mut changed: HashSet<String> = view
+        let changed: Vec<String> = view
             .by_id
             .iter()
             .filter(|(id, entry)| {
@@ -170,14 +175,15 @@ impl Snapshots {
                     .is_none_or(|before| before.integration != entry.integration)
             })
             .map(|(id, _)| id.clone())
+            .chain(
+                previous
+                    .keys()
+                    .filter(|id| !view.by_id.contains_key(*id))
+                    .cloned(),
+            )
             .collect();
-        changed.extend(
-            previous
-                .keys()
-                .filter(|id| !view.by_id.contains_key(*id))
-                .cloned(),
-        );
-        Ok(changed)
+        view.changed_since_sweep.extend(changed);
+        Ok(())
     }
 
     /// Refreshes unless the view was taken within `max_age` (and after `not_before`).

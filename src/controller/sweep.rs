@@ -36,10 +36,13 @@ pub async fn run(
 ) {
     let interval = ctx.settings.resync_interval;
     let mut count: u64 = 0;
+    // At a fixed rate (not a pause after each sweep), so a view is never older than one
+    // interval plus one sweep's list. The start-up (and take-over) reconcile of everything
+    // compares each object once; the first sweep comes one interval later.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The start-up (and take-over) reconcile of everything compares each object once; the
-        // first sweep comes one interval later.
-        tokio::time::sleep(interval).await;
+        ticks.tick().await;
         if trigger.is_closed() {
             return;
         }
@@ -134,7 +137,7 @@ pub async fn sweep_once(
                     continue;
                 }
             };
-            let changed = match ctx.snapshots.refresh(&client, &key.1).await {
+            let changed = match ctx.snapshots.refresh_for_sweep(&client, &key.1).await {
                 Ok(changed) => changed,
                 Err(error) => {
                     tracing::info!(namespace, application = name, error = %error, "sweep: listing the application failed; its objects are compared on the next sweep");

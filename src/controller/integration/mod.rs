@@ -582,9 +582,11 @@ async fn recently_seen(
         .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
     let max_age = ctx.settings.resync_interval;
     let seen = match ctx.settings.sync_strategy {
+        // The sweeper refreshes the view every interval (and reconciles what changed); a
+        // lookup refreshes it only when the sweeper fell behind (allowing it a second interval).
         SyncStrategy::PerApplication => Some(
             ctx.snapshots
-                .lookup(client, application_id, id, max_age, written)
+                .lookup(client, application_id, id, max_age * 2, written)
                 .await
                 .map_err(|e| Failure::losant(LosantCall::List, &e))?,
         ),
