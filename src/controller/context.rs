@@ -207,28 +207,7 @@ impl Context {
         namespace: &str,
         name: &str,
     ) -> Option<Option<std::sync::Arc<LosantApplication>>> {
-        let synced = self
-            .caches_synced
-            .as_ref()
-            .is_some_and(crate::ops::Readiness::is_ready);
-        if !synced {
-            return None;
-        }
-        let stores = self
-            .application_stores
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        let reference = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
-        let mut any = false;
-        for store in &stores {
-            any = true;
-            if let Some(app) = store.get(&reference) {
-                return Some(Some(app));
-            }
-        }
-        // With one cache per watched namespace, an unknown namespace is not ours to judge.
-        any.then_some(None)
+        self.find_cached(&self.application_stores, namespace, name)
     }
 
     /// Waits (once per process) until the watch caches have synced and seeds the owner index
@@ -270,28 +249,35 @@ impl Context {
     /// The `resourceVersion` of Secret `namespace/name` as cached: `Some(None)` when a synced
     /// cache says it does not exist, `None` when no cache can answer.
     pub fn secret_version(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        self.find_cached(&self.secret_stores, namespace, name)
+            .map(|secret| secret.and_then(|s| s.metadata.resource_version.clone()))
+    }
+
+    /// `namespace/name` in `stores`: `Some(None)` when synced caches do not hold it, `None` when
+    /// no cache can answer (not synced yet, or none registered).
+    fn find_cached<K>(
+        &self,
+        stores: &Mutex<Vec<Store<K>>>,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<std::sync::Arc<K>>>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
         let synced = self
             .caches_synced
             .as_ref()
             .is_some_and(crate::ops::Readiness::is_ready);
-        if !synced {
-            return None;
-        }
-        let stores = self
-            .secret_stores
+        let stores = stores
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        if stores.is_empty() {
+        if !synced || stores.is_empty() {
             return None;
         }
         let reference = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
-        for store in &stores {
-            if let Some(secret) = store.get(&reference) {
-                return Some(secret.metadata.resource_version.clone());
-            }
-        }
-        Some(None)
+        // With one cache per watched namespace, a miss in all of them means it does not exist.
+        Some(stores.iter().find_map(|store| store.get(&reference)))
     }
 
     /// A client built earlier for this application, if nothing it was built from changed
