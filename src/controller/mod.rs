@@ -1,7 +1,9 @@
 //! The kube-runtime wiring: watches, the two reconcilers, and their error policy.
 //!
 //! - `LosantApplication`s are verified ([`application`]); they are re-checked when their token
-//!   Secret changes (a metadata-only watch: Secret data is never cached).
+//!   Secret changes (a metadata-only watch: Secret data is never cached), and woken by the
+//!   Integration cache when their first Integration comes or their last one goes
+//!   ([`in_use::UsageTracker`]).
 //! - `Integration`s are reconciled ([`integration`]) when they change, when their
 //!   `LosantApplication` changes, when a Secret they reference changes, and every resync interval.
 
@@ -77,17 +79,20 @@ pub async fn run_with(
     let mut controllers = Vec::new();
     ctx.expect_integration_stores(scopes.len());
     for scope in scopes {
+        let (wake, woken) = wake_channel();
         controllers.push(tokio::spawn(run_applications(
             kube.clone(),
             scope.clone(),
             Arc::clone(&ctx),
             ops.clone(),
+            woken,
         )));
         controllers.push(tokio::spawn(run_integrations(
             kube.clone(),
             scope,
             Arc::clone(&ctx),
             ops.clone(),
+            wake,
         )));
     }
     if let Some(finished) = ops
@@ -150,11 +155,56 @@ fn controller_config(ctx: &Context) -> ControllerConfig {
     ControllerConfig::default().concurrency(ctx.settings.concurrency)
 }
 
+/// How the Integration controller's cache wakes the LosantApplication controller of its scope
+/// (see [`in_use::UsageTracker`]): one application, or all of them after a (re)list.
+struct WakeApplications {
+    one: tokio::sync::mpsc::UnboundedSender<ObjectRef<LosantApplication>>,
+    all: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+/// The receiving ends of [`WakeApplications`].
+struct ApplicationsWoken {
+    one: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<LosantApplication>>,
+    all: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+fn wake_channel() -> (WakeApplications, ApplicationsWoken) {
+    let (one, one_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (all, all_rx) = tokio::sync::mpsc::unbounded_channel();
+    (
+        WakeApplications { one, all },
+        ApplicationsWoken {
+            one: one_rx,
+            all: all_rx,
+        },
+    )
+}
+
+impl WakeApplications {
+    /// A watch-event tap that follows usage and wakes applications whose use may have changed.
+    /// A closed channel means the other controller stopped, as at shutdown: nothing to do.
+    fn into_tap(self) -> impl FnMut(&watcher::Event<Integration>) + Send + 'static {
+        let mut tracker = in_use::UsageTracker::default();
+        move |event| match tracker.observe(event) {
+            in_use::Wake::Nothing => {}
+            in_use::Wake::Applications(apps) => {
+                for app in apps {
+                    let _ = self.one.send(app);
+                }
+            }
+            in_use::Wake::Everything => {
+                let _ = self.all.send(());
+            }
+        }
+    }
+}
+
 async fn run_applications(
     kube: kube::Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
     ops: Operations,
+    woken: ApplicationsWoken,
 ) {
     let apps = api::<LosantApplication>(&kube, namespace.as_deref());
     let controller = ops
@@ -169,12 +219,10 @@ async fn run_applications(
             crate::ops::watch_config(),
             move |secret| applications_using(&store, &secret),
         )
-        // An Integration that comes or goes changes whether its application is in use.
-        .watches(
-            api::<Integration>(&kube, namespace.as_deref()),
-            crate::ops::watch_config(),
-            |integration| application_of(&integration),
-        )
+        // An application's first Integration, or its last going, changes whether it is in use;
+        // the Integration controller's cache says when (instead of a second Integration watch).
+        .reconcile_on(unbounded_stream_from(woken.one))
+        .reconcile_all_on(unbounded_stream_from(woken.all))
         .reconcile_all_on(ops.leadership.gained())
         .graceful_shutdown_on(ops.shutdown.requested())
         .run(
@@ -191,12 +239,17 @@ async fn run_integrations(
     namespace: Option<String>,
     ctx: Arc<Context>,
     ops: Operations,
+    wake_applications: WakeApplications,
 ) {
     let integrations = api::<Integration>(&kube, namespace.as_deref());
     let controller = ops
-        .controller("Integration", namespace.as_deref(), integrations, |i| {
-            ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice()))
-        })
+        .controller_with_tap(
+            "Integration",
+            namespace.as_deref(),
+            integrations,
+            |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
+            wake_applications.into_tap(),
+        )
         .with_config(controller_config(&ctx));
     let by_app = controller.store();
     let by_secret = controller.store();
@@ -273,6 +326,13 @@ async fn run_integrations(
         .await;
 }
 
+/// The receiving end of an unbounded channel as a stream.
+fn unbounded_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 /// The receiving end of a channel as a stream.
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
@@ -313,11 +373,6 @@ fn applications_using<S: ResourceExt>(
         .filter(|app| app.namespace() == namespace && app.spec.token_secret_ref.name == name)
         .map(|app| ObjectRef::from_obj(app.as_ref()))
         .collect()
-}
-
-fn application_of(integration: &Integration) -> Option<ObjectRef<LosantApplication>> {
-    let namespace = integration.namespace()?;
-    Some(ObjectRef::new(&integration.spec.application_ref.name).within(&namespace))
 }
 
 fn integrations_of(

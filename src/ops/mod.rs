@@ -270,6 +270,29 @@ impl Operations {
             + Sync
             + 'static,
     {
+        self.controller_with_tap(kind, scope, api, ready_reason, |_| {})
+    }
+
+    /// [`Operations::controller`], with `tap` seeing every watch event once the cache has
+    /// applied it: another controller can follow this cache instead of watching the same kind
+    /// again.
+    pub fn controller_with_tap<K>(
+        &self,
+        kind: &'static str,
+        scope: Option<&str>,
+        api: kube::Api<K>,
+        ready_reason: fn(&K) -> Option<String>,
+        mut tap: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    ) -> Controller<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
         let (store, writer) = reflector::store();
         let synced = self
             .readiness
@@ -277,6 +300,7 @@ impl Operations {
         let stream =
             reflector::reflector(writer, watcher::watcher(api, watch_config()).modify(lean))
                 .inspect_ok(move |event| {
+                    tap(event);
                     if matches!(event, watcher::Event::InitDone) {
                         synced.mark();
                     }

@@ -121,16 +121,13 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Integration> = Api::namespaced(ctx.kube.clone(), &namespace);
     ctx.owners_ready().await;
-    // Add the finalizer and go on in the same reconcile, instead of returning and waiting for
-    // the watch to bring the object back (which, for thousands of new objects, would queue every
-    // create behind every finalizer).
-    let obj = if obj.metadata.deletion_timestamp.is_none()
-        && !obj.finalizers().iter().any(|f| f == FINALIZER)
-    {
-        Arc::new(add_finalizer(&api, &obj).await?)
-    } else {
-        obj
-    };
+    // Without the finalizer nothing remote was made or taken over yet: it goes on with the first
+    // write that needs it (in the same patch as the create-pending marker, or just before
+    // adopting), not in a write and a watch round trip of its own, which for thousands of new
+    // objects would queue every create behind every finalizer.
+    if obj.metadata.deletion_timestamp.is_none() && !has_finalizer(&obj) {
+        return apply(&obj, &api, &namespace, &ctx).await;
+    }
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(&obj, &api, &namespace, &ctx).await,
@@ -139,6 +136,10 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+fn has_finalizer(obj: &Integration) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Adds [`FINALIZER`], guarded by the object's `resourceVersion` (a concurrent change makes it
@@ -666,10 +667,24 @@ async fn execute(
         api,
         obj,
     } = *target;
-    match plan::plan(desired, remote.as_ref(), last) {
+    let plan = plan::plan(desired, remote.as_ref(), last);
+    // The finalizer goes on before anything remote is written or taken over; a create carries
+    // it in the marker's patch.
+    if !has_finalizer(obj) && matches!(plan, Plan::Patch(_) | Plan::InSync) {
+        add_finalizer(api, obj).await?;
+    }
+    match plan {
         Plan::Create(post) => {
-            record::mark_create_pending(api, obj, Timestamp::now(), application_id, &post.name)
-                .await?;
+            let finalizer = (!has_finalizer(obj)).then_some(FINALIZER);
+            record::mark_create_pending(
+                api,
+                obj,
+                Timestamp::now(),
+                application_id,
+                &post.name,
+                finalizer,
+            )
+            .await?;
             let created = match client.create(application_id, &post).await {
                 Ok(created) => created,
                 Err(error) => {

@@ -191,22 +191,29 @@ async fn annotate(
     Ok(())
 }
 
-/// Marks a create as pending, just before the POST: when, where and under which name. The
-/// patch carries the object's `resourceVersion`, so a decision taken on a stale cached copy (one
-/// that may not show an earlier marker) fails with a conflict instead of leading to a POST.
+/// Marks a create as pending, just before the POST: when, where and under which name, and adds
+/// `finalizer` if given. The patch carries the object's `resourceVersion`, so a decision taken on
+/// a stale cached copy (one that may not show an earlier marker) fails with a conflict instead of
+/// leading to a POST; that same precondition makes it safe to send the whole finalizer list.
 pub async fn mark_create_pending(
     api: &Api<Integration>,
     obj: &Integration,
     now: Timestamp,
     application_id: &str,
     name: &str,
+    finalizer: Option<&str>,
 ) -> Result<(), Error> {
     let marker =
         serde_json::json!({"at": now.to_string(), "applicationId": application_id, "name": name});
-    let patch = serde_json::json!({"metadata": {
+    let mut patch = serde_json::json!({"metadata": {
         "resourceVersion": obj.metadata.resource_version,
         "annotations": {CREATE_PENDING: marker.to_string()},
     }});
+    if let Some(finalizer) = finalizer {
+        let mut finalizers = obj.metadata.finalizers.clone().unwrap_or_default();
+        finalizers.push(finalizer.to_owned());
+        patch["metadata"]["finalizers"] = serde_json::json!(finalizers);
+    }
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
