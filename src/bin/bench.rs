@@ -93,6 +93,9 @@ struct RunArgs {
     /// Only create the objects (for profiling the operator by hand), then stop.
     #[arg(long)]
     create_only: bool,
+    /// The operator's log level (`info` or `debug` show where start-up time goes).
+    #[arg(long, default_value = "warn")]
+    operator_log_level: String,
 }
 
 #[derive(clap::Args)]
@@ -159,6 +162,12 @@ struct RunResult {
     rss_restarted_anonymous_mib: f64,
     #[serde(default)]
     rss_restarted_file_mib: f64,
+    /// The heap as the allocator sees it (the operator's `heap_bytes` metric): live
+    /// allocations, and freed memory it still holds.
+    #[serde(default)]
+    heap_in_use_mib: f64,
+    #[serde(default)]
+    heap_free_mib: f64,
     peak_rss_mib: f64,
     /// Restart with N objects present: process start → /readyz 200.
     startup_seconds: f64,
@@ -321,7 +330,7 @@ fn start_operator(
             "--log-format",
             "text",
             "--log-level",
-            "warn",
+            &args.operator_log_level,
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
@@ -816,6 +825,15 @@ async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     };
     result.rss_restarted_anonymous_mib = field("Anonymous:");
     result.rss_restarted_file_mib = (field("Rss:") - field("Anonymous:")).max(0.0);
+    let text = observer.metrics_text().await.unwrap_or_default();
+    let mib = |state: &str| {
+        sample(
+            &text,
+            &format!("losant_operator_heap_bytes{{state=\"{state}\"}}"),
+        ) / (1024.0 * 1024.0)
+    };
+    result.heap_in_use_mib = mib("in_use");
+    result.heap_free_mib = mib("free");
     let all = observer.calls().await?;
     result.rate_limited = all.rate_limited;
     operator.terminate();
@@ -1263,6 +1281,18 @@ fn summarize(args: &SummarizeArgs) -> anyhow::Result<()> {
                 "RSS: mapped files (binary)",
                 "MiB",
                 &values(&|r| r.rss_restarted_file_mib),
+                None,
+            ),
+            figure(
+                "heap: live allocations",
+                "MiB",
+                &values(&|r| r.heap_in_use_mib),
+                None,
+            ),
+            figure(
+                "heap: freed, held by the allocator",
+                "MiB",
+                &values(&|r| r.heap_free_mib),
                 None,
             ),
             figure("peak RSS", "MiB", &values(&|r| r.peak_rss_mib), None),

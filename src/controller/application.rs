@@ -216,23 +216,49 @@ enum InUse {
     Released,
 }
 
-/// What a verification depends on: the spec's generation and the Secrets' versions.
+/// What a verification depends on: the spec's generation and the Secrets' versions (from the
+/// Secret metadata cache, else read).
 async fn fingerprint(
     app: &LosantApplication,
     namespace: &str,
     ctx: &Context,
 ) -> Result<String, Error> {
+    if let Some(cached) = cached_fingerprint(app, namespace, ctx) {
+        return Ok(cached);
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let mut parts = vec![app.metadata.generation.unwrap_or_default().to_string()];
-    let mut names = vec![&app.spec.token_secret_ref.name];
-    names.extend(app.spec.ca_bundle_secret_ref.as_ref().map(|r| &r.name));
-    for name in names {
+    let mut versions = Vec::new();
+    for name in secret_names(app) {
         let version = secrets
             .get_metadata_opt(name)
             .await
             .map_err(Error::kube("read a Secret of the application"))?
             .and_then(|s| s.metadata.resource_version);
-        parts.push(version.unwrap_or_default());
+        versions.push(version);
     }
-    Ok(parts.join("/"))
+    Ok(fingerprint_of(app, &versions))
+}
+
+/// The fingerprint from the Secret metadata cache; `None` while it is not synced.
+pub fn cached_fingerprint(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &Context,
+) -> Option<String> {
+    let versions = secret_names(app)
+        .map(|name| ctx.secret_version(namespace, name))
+        .collect::<Option<Vec<_>>>()?;
+    Some(fingerprint_of(app, &versions))
+}
+
+fn secret_names(app: &LosantApplication) -> impl Iterator<Item = &String> {
+    std::iter::once(&app.spec.token_secret_ref.name)
+        .chain(app.spec.ca_bundle_secret_ref.as_ref().map(|r| &r.name))
+}
+
+fn fingerprint_of(app: &LosantApplication, versions: &[Option<String>]) -> String {
+    std::iter::once(app.metadata.generation.unwrap_or_default().to_string())
+        .chain(versions.iter().map(|v| v.clone().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -106,7 +106,7 @@ pub struct Context {
     pub settings: Settings,
     /// Prometheus metrics: `metrics.drift_corrected()` after reverting a change made in Losant.
     pub metrics: Metrics,
-    recorder: Recorder,
+    reporter: Reporter,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -123,7 +123,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(kube.clone(), reporter),
+            reporter,
             losant: LosantClients::new(settings.losant_limits, settings.api_hosts.clone())
                 .with_observer(metrics.losant_observer()),
             snapshots: Snapshots::default(),
@@ -159,7 +159,12 @@ impl Context {
             action: action.to_owned(),
             secondary: None,
         };
-        match self.recorder.publish(&event, regarding).await {
+        // A recorder per Event: kube's recorder keeps every Event it published for six minutes
+        // to count repeats, and scans all of them on each publish. The operator publishes only
+        // on transitions, so there are few repeats to count, and after creating 10,000 objects
+        // that cache held 10,000 Events and made each publish a scan of them.
+        let recorder = Recorder::new(self.kube.clone(), self.reporter.clone());
+        match recorder.publish(&event, regarding).await {
             Ok(()) => self.metrics.event_published(),
             Err(error) => tracing::warn!(reason, error = %error, "failed to publish event"),
         }

@@ -145,6 +145,14 @@ pub async fn sweep_once(
                     continue;
                 }
             };
+            // The list just proved that the token works against the application: the
+            // LosantApplication's periodic re-check need not spend a call of its own.
+            if let (Some(uid), Some(fingerprint)) = (
+                app.uid(),
+                super::application::cached_fingerprint(&app, &namespace, ctx),
+            ) {
+                ctx.note_verified(&uid, fingerprint);
+            }
             listed.insert(key.clone(), changed);
             swept.applications += 1;
         }
@@ -184,7 +192,9 @@ fn may_be_out_of_sync(object: &Integration, changed: Option<&HashSet<String>>) -
 }
 
 /// How long an object waits for its next comparison when nothing changes, under the
-/// per-application strategy: the sweep brings it back every interval; this is only a safety net.
+/// per-application strategy: the sweep brings it back when its remote changes, and every
+/// [`FULL_SWEEP_EVERY`]th sweep anyway; this is only a safety net behind that (at three
+/// intervals it cost a third of all objects' comparisons every interval).
 pub fn fallback_requeue(resync_interval: Duration) -> Duration {
-    resync_interval.saturating_mul(3)
+    resync_interval.saturating_mul(2 * FULL_SWEEP_EVERY as u32)
 }

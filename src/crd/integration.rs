@@ -77,22 +77,22 @@ pub struct IntegrationSpec {
     pub credential_name: Option<String>,
     /// Config for `integrationType: mqtt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mqtt_config: Option<MqttSpec>,
+    pub mqtt_config: Option<Box<MqttSpec>>,
     /// Config for `integrationType: googlePubSub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google_pub_sub_config: Option<GooglePubSubSpec>,
+    pub google_pub_sub_config: Option<Box<GooglePubSubSpec>>,
     /// Config for `integrationType: azureEventHub`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub azure_event_hub_config: Option<AzureEventHubSpec>,
+    pub azure_event_hub_config: Option<Box<AzureEventHubSpec>>,
     /// Config for `integrationType: particle`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub particle_config: Option<ParticleSpec>,
+    pub particle_config: Option<Box<ParticleSpec>>,
     /// Config for `integrationType: sqs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sqs_config: Option<SqsSpec>,
+    pub sqs_config: Option<Box<SqsSpec>>,
     /// Config for `integrationType: websocket`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub websocket_config: Option<WebsocketSpec>,
+    pub websocket_config: Option<Box<WebsocketSpec>>,
     /// What to do when a remote integration with this name already exists and this object has
     /// not created one: take it over (`IfExactlyOneMatch`) or report `AlreadyExists` (`Never`).
     #[serde(default)]

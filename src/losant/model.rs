@@ -156,22 +156,22 @@ pub struct Integration {
     pub last_updated: Option<String>,
     /// `azureEventHubConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub azure_event_hub_config: Option<RemoteAzureEventHubConfig>,
+    pub azure_event_hub_config: Option<Box<RemoteAzureEventHubConfig>>,
     /// `googlePubSubConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google_pub_sub_config: Option<RemoteGooglePubSubConfig>,
+    pub google_pub_sub_config: Option<Box<RemoteGooglePubSubConfig>>,
     /// `mqttConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mqtt_config: Option<RemoteMqttConfig>,
+    pub mqtt_config: Option<Box<RemoteMqttConfig>>,
     /// `particleConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub particle_config: Option<RemoteParticleConfig>,
+    pub particle_config: Option<Box<RemoteParticleConfig>>,
     /// `sqsConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sqs_config: Option<RemoteSqsConfig>,
+    pub sqs_config: Option<Box<RemoteSqsConfig>>,
     /// `websocketConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub websocket_config: Option<RemoteWebsocketConfig>,
+    pub websocket_config: Option<Box<RemoteWebsocketConfig>>,
     /// Top-level fields that were present but could not be read (names only, never values).
     #[serde(skip)]
     pub unreadable_fields: Vec<String>,

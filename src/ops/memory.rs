@@ -22,3 +22,29 @@ pub fn trim() {
         libc::malloc_trim(0);
     }
 }
+
+/// What the heap holds, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Heap {
+    /// Live allocations.
+    pub in_use: u64,
+    /// Freed but still held by the allocator (fragmentation, or not trimmed yet).
+    pub free: u64,
+}
+
+/// The heap's state, where the allocator tells (glibc).
+pub fn heap() -> Option<Heap> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics (all arenas).
+        let info = unsafe { libc::mallinfo2() };
+        Some(Heap {
+            in_use: (info.uordblks + info.hblkhd) as u64,
+            free: info.fordblks as u64,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}

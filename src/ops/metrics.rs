@@ -17,6 +17,7 @@
 //! | `losant_operator_sweeps_total` | counter | `result` (`ok`/`partial`: some application's list failed) |
 //! | `losant_operator_status_writes_total` | counter | — (status writes of either kind) |
 //! | `losant_operator_events_total` | counter | — (Events published) |
+//! | `losant_operator_heap_bytes` | gauge | `state` (`in_use`: live allocations; `free`: held by the allocator, not returned to the OS) |
 //!
 //! # How to feed it
 //! - Reconcile counts and durations: [`Metrics::reconcile_finished`], called by the reconcile
@@ -53,6 +54,11 @@ const MAX_REASONS_PER_KIND: usize = 32;
 const OTHER: &str = "Other";
 /// The label value for an object with no `Ready` condition yet.
 pub const NO_CONDITION: &str = "None";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeapLabels {
+    state: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
@@ -106,6 +112,7 @@ struct Inner {
     sweeps: Family<SweepLabels, Counter>,
     status_writes: Counter,
     events: Counter,
+    heap: Family<HeapLabels, Gauge>,
     requests: Arc<LosantRequestMetrics>,
     sources: Mutex<Vec<ConditionSource>>,
     /// Reasons ever reported per kind, so a reason that drops to no objects reads 0 instead of
@@ -243,6 +250,12 @@ impl Metrics {
         );
         let events = Counter::default();
         registry.register("events", "Events published", events.clone());
+        let heap = Family::<HeapLabels, Gauge>::default();
+        registry.register(
+            "heap_bytes",
+            "Heap bytes by state: in_use (live allocations) and free (held by the allocator); read on each scrape, absent where the allocator cannot tell",
+            heap.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -254,6 +267,7 @@ impl Metrics {
                 sweeps,
                 status_writes,
                 events,
+                heap,
                 requests,
                 sources: Mutex::new(Vec::new()),
                 reasons: Mutex::new(BTreeMap::new()),
@@ -415,6 +429,14 @@ impl Metrics {
         }
         for (kind, counts) in &totals {
             self.set_conditions(kind, counts);
+        }
+        if let Some(heap) = super::memory::heap() {
+            for (state, bytes) in [("in_use", heap.in_use), ("free", heap.free)] {
+                self.inner
+                    .heap
+                    .get_or_create(&HeapLabels { state })
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
         }
         let mut text = String::new();
         encode(&mut text, &self.inner.registry)?;
