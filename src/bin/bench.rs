@@ -96,6 +96,10 @@ struct RunArgs {
     /// The operator's log level (`info` or `debug` show where start-up time goes).
     #[arg(long, default_value = "warn")]
     operator_log_level: String,
+    /// A program that starts the restarted operator, given its path and arguments (e.g. a
+    /// script that runs it under a heap profiler); its figures then describe the profiled run.
+    #[arg(long)]
+    restart_wrapper: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -312,7 +316,16 @@ fn start_operator(
 ) -> anyhow::Result<(Process, Instant)> {
     let log = std::fs::File::create(args.log_dir.join(log_name))?;
     let started = Instant::now();
-    let child = Command::new(args.bin_dir.join("losant-operator"))
+    let binary = args.bin_dir.join("losant-operator");
+    let mut command = match (&args.restart_wrapper, log_name) {
+        (Some(wrapper), "operator-restart.log") => {
+            let mut command = Command::new(wrapper);
+            command.arg(&binary);
+            command
+        }
+        _ => Command::new(&binary),
+    };
+    let child = command
         .args([
             "run",
             "--namespace",

@@ -57,6 +57,31 @@ pub async fn set_finalizer<K>(api: &Api<K>, obj: &K, wanted: bool) -> Result<(),
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    let has = |obj: &K| {
+        obj.meta()
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == IN_USE_FINALIZER)
+    };
+    if has(obj) == wanted {
+        return Ok(());
+    }
+    // A change is due: build it on the latest copy. The cached one is often a write behind (the
+    // same reconcile may just have written the application's status), and a patch tested
+    // against its resourceVersion would fail and wait for a backoff.
+    let Some(obj) = api
+        .get_opt(&obj.name_any())
+        .await
+        .map_err(Error::kube("read an object for its in-use finalizer"))?
+    else {
+        return Ok(());
+    };
+    let obj = &obj;
+    if wanted && obj.meta().deletion_timestamp.is_some() {
+        // No finalizer may be added to an object being deleted.
+        return Ok(());
+    }
     let finalizers = obj.meta().finalizers.clone().unwrap_or_default();
     let position = finalizers.iter().position(|f| f == IN_USE_FINALIZER);
     let patch = match (wanted, position) {
