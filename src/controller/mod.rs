@@ -299,7 +299,7 @@ async fn run_integrations(
     // The sweeper's requests to compare objects with a fresh view of their application.
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel(1024);
     if ctx.settings.sync_strategy == SyncStrategy::PerApplication {
-        tokio::spawn(sweep::run(
+        tokio::spawn(sweep::supervise(
             Arc::clone(&ctx),
             applications,
             controller.store(),

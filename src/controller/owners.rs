@@ -38,16 +38,18 @@ pub fn seniority(obj: &Integration) -> Seniority {
 
 /// What an object claims in an application: its remote name and, once known, its remote id.
 pub fn claims(api_url: &str, application_id: &str, name: &str, id: Option<&str>) -> Vec<Claim> {
+    let (api_url, application_id): (std::sync::Arc<str>, std::sync::Arc<str>) =
+        (api_url.into(), application_id.into());
     let mut claims = vec![Claim::Name {
-        api_url: api_url.to_owned(),
-        application_id: application_id.to_owned(),
-        name: name.to_owned(),
+        api_url: api_url.clone(),
+        application_id: application_id.clone(),
+        name: name.into(),
     }];
     if let Some(id) = id {
         claims.push(Claim::Id {
-            api_url: api_url.to_owned(),
-            application_id: application_id.to_owned(),
-            id: id.to_owned(),
+            api_url,
+            application_id,
+            id: id.into(),
         });
     }
     claims

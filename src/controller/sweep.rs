@@ -24,6 +24,33 @@ use super::{clients, is_ready};
 use crate::crd::{Integration, LosantApplication};
 use crate::ops::Leadership;
 
+/// Runs [`run`], and runs it again should it ever fail: objects in sync have no timer of their
+/// own, so without sweeps nothing would look at them again.
+pub async fn supervise(
+    ctx: Arc<Context>,
+    applications: Store<LosantApplication>,
+    integrations: Store<Integration>,
+    leadership: Leadership,
+    trigger: mpsc::Sender<ObjectRef<Integration>>,
+) {
+    loop {
+        let sweeper = tokio::spawn(run(
+            Arc::clone(&ctx),
+            applications.clone(),
+            integrations.clone(),
+            leadership.clone(),
+            trigger.clone(),
+        ));
+        match sweeper.await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(error = %error, "the sweeper failed; restarting it");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Runs sweeps every `ctx.settings.resync_interval` until the trigger's receiver is gone.
 /// Sweeps happen only while this replica leads (a standby's calls would spend the budget for
 /// nothing).
@@ -66,7 +93,8 @@ pub async fn run(
     }
 }
 
-/// Every how many sweeps every object is reconciled, changed remote or not.
+/// Every how many sweeps every object is reconciled, changed remote or not. Objects in sync keep
+/// no timer of their own under this strategy: this is their periodic re-check.
 pub const FULL_SWEEP_EVERY: u64 = 10;
 
 /// What one sweep did.
@@ -189,12 +217,4 @@ fn may_be_out_of_sync(object: &Integration, changed: Option<&HashSet<String>>) -
         (Some(id), Some(changed)) if ready && current => changed.contains(id),
         _ => true,
     }
-}
-
-/// How long an object waits for its next comparison when nothing changes, under the
-/// per-application strategy: the sweep brings it back when its remote changes, and every
-/// [`FULL_SWEEP_EVERY`]th sweep anyway; this is only a safety net behind that (at three
-/// intervals it cost a third of all objects' comparisons every interval).
-pub fn fallback_requeue(resync_interval: Duration) -> Duration {
-    resync_interval.saturating_mul(2 * FULL_SWEEP_EVERY as u32)
 }

@@ -5,28 +5,30 @@
 //! copied with its annotations — the older one (by creation time, then by namespace/name) owns it
 //! and the other must write nothing. Pure data: the controller feeds it and asks it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-/// What an object claims.
+/// What an object claims. The strings are shared: the index keeps each claim twice (by claim
+/// and by object), and every object of an application repeats its API URL and id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Claim {
     /// The integration with this name in this application.
     Name {
         /// API base URL.
-        api_url: String,
+        api_url: Arc<str>,
         /// Application id (lowercase).
-        application_id: String,
+        application_id: Arc<str>,
         /// Remote name.
-        name: String,
+        name: Arc<str>,
     },
     /// The integration with this id in this application.
     Id {
         /// API base URL.
-        api_url: String,
+        api_url: Arc<str>,
         /// Application id (lowercase).
-        application_id: String,
+        application_id: Arc<str>,
         /// Remote id.
-        id: String,
+        id: Arc<str>,
     },
 }
 
@@ -52,10 +54,17 @@ impl std::fmt::Display for Claim {
 pub type Seniority = (String, String);
 
 /// The claims of every known object.
+///
+/// Sized for 10,000 objects: claimants are sorted vectors (one element, nearly always) rather
+/// than trees, whose smallest node is several hundred bytes, and strings are shared.
 #[derive(Debug, Default)]
 pub struct OwnerIndex {
-    claimants: HashMap<Claim, BTreeSet<Seniority>>,
-    claims_of: HashMap<String, (Seniority, Vec<Claim>)>,
+    /// Who claims each remote, oldest first.
+    claimants: HashMap<Claim, Vec<Arc<Seniority>>>,
+    /// What each object (by `namespace/name`) claims.
+    claims_of: HashMap<String, (Arc<Seniority>, Vec<Claim>)>,
+    /// API URLs and application ids, one copy each.
+    places: HashSet<Arc<str>>,
 }
 
 /// An older object claiming the same remote.
@@ -71,14 +80,47 @@ impl OwnerIndex {
     /// Records that the object `seniority.1` claims exactly `claims` (replacing what it claimed).
     pub fn set(&mut self, seniority: Seniority, claims: Vec<Claim>) {
         self.remove(&seniority.1);
+        let seniority = Arc::new(seniority);
+        let claims: Vec<Claim> = claims.into_iter().map(|c| self.share(c)).collect();
         for claim in &claims {
-            self.claimants
-                .entry(claim.clone())
-                .or_default()
-                .insert(seniority.clone());
+            let claimants = self.claimants.entry(claim.clone()).or_default();
+            if let Err(at) = claimants.binary_search(&seniority) {
+                claimants.insert(at, Arc::clone(&seniority));
+            }
         }
         self.claims_of
             .insert(seniority.1.clone(), (seniority, claims));
+    }
+
+    /// The claim with its API URL and application id taken from the shared copies.
+    fn share(&mut self, claim: Claim) -> Claim {
+        let mut intern = |text: Arc<str>| match self.places.get(&text) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                self.places.insert(Arc::clone(&text));
+                text
+            }
+        };
+        match claim {
+            Claim::Name {
+                api_url,
+                application_id,
+                name,
+            } => Claim::Name {
+                api_url: intern(api_url),
+                application_id: intern(application_id),
+                name,
+            },
+            Claim::Id {
+                api_url,
+                application_id,
+                id,
+            } => Claim::Id {
+                api_url: intern(api_url),
+                application_id: intern(application_id),
+                id,
+            },
+        }
     }
 
     /// Forgets an object.
@@ -87,9 +129,9 @@ impl OwnerIndex {
             return;
         };
         for claim in claims {
-            if let Some(set) = self.claimants.get_mut(&claim) {
-                set.remove(&seniority);
-                if set.is_empty() {
+            if let Some(claimants) = self.claimants.get_mut(&claim) {
+                claimants.retain(|other| other.1 != seniority.1);
+                if claimants.is_empty() {
                     self.claimants.remove(&claim);
                 }
             }
@@ -106,7 +148,7 @@ impl OwnerIndex {
                     .get(claim)?
                     .iter()
                     .find(|other| other.1 != seniority.1)?;
-                (oldest < seniority).then(|| (oldest.clone(), claim.clone()))
+                (oldest.as_ref() < seniority).then(|| (oldest.as_ref().clone(), claim.clone()))
             })
             .min()
             .map(|(oldest, claim)| Rival {
@@ -180,6 +222,22 @@ mod tests {
         index.set(old, vec![name("n")]);
         index.remove("ns/old");
         assert_eq!(index.senior_rival(&new, &[name("n")]), None);
+    }
+
+    #[test]
+    fn removing_every_object_leaves_nothing_behind() {
+        let mut index = OwnerIndex::default();
+        for i in 0..50 {
+            let claims = vec![name(&format!("n{}", i % 7)), id(&i.to_string())];
+            index.set(at(&format!("{:03}", i % 5), &format!("ns/o{i}")), claims);
+        }
+        // Re-claiming replaces, never duplicates.
+        index.set(at("000", "ns/o0"), vec![name("n0")]);
+        assert_eq!(index.claimants[&name("n0")].len(), 8);
+        for i in 0..50 {
+            index.remove(&format!("ns/o{i}"));
+        }
+        assert!(index.claimants.is_empty() && index.claims_of.is_empty());
     }
 
     #[test]

@@ -217,7 +217,7 @@ async fn apply(
             (
                 succeeded_status(obj, &previous, &synced, &now),
                 health,
-                Action::requeue(ctx.resync()),
+                ctx.resync(),
             )
         }
         Err(Stop::Failed(failure)) => {
