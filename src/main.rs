@@ -70,6 +70,12 @@ struct RunArgs {
     /// Losant API has its own limits below), so this is about Kubernetes write throughput.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Objects per page of the watches' initial lists. 0 lists everything at once from the API
+    /// server's watch cache, as client-go's informers do (at 10,000 Integrations several times
+    /// faster than paging, which reads etcd); a page size bounds the memory the list takes
+    /// while it is decoded, at the cost of a slower start.
+    #[arg(long, default_value_t = 0)]
+    watch_page_size: u32,
     /// Requests per second to each Losant API URL and token.
     #[arg(long, default_value_t = 10.0)]
     losant_rate_limit: f64,
@@ -176,6 +182,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     limits
         .validate()
         .map_err(|reason| anyhow::anyhow!("invalid Losant limits: {reason}"))?;
+    losant_operator::ops::set_watch_page_size(args.watch_page_size);
     let settings = Settings {
         resync_interval: args.resync_interval,
         application_recheck_interval: args.application_recheck_interval,

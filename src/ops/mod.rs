@@ -100,11 +100,27 @@ pub fn lean<K: kube::Resource>(object: &mut K) {
     }
 }
 
-/// How every watch of the operator lists and watches: the initial list is served from the API
-/// server's watch cache (`resourceVersion=0`, as client-go's informers do) instead of paging
-/// through etcd, several times faster with 10,000 objects.
+/// Objects per page of the initial lists; 0 for none. A start-up setting (`--watch-page-size`),
+/// read by every watch.
+static WATCH_PAGE_SIZE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sets the page size of the watches' initial lists (0: unpaged), before any watch starts.
+pub fn set_watch_page_size(objects: u32) {
+    WATCH_PAGE_SIZE.store(objects, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How every watch of the operator lists and watches. Unpaged (the default), the initial list is
+/// served from the API server's watch cache (`resourceVersion=0`, as client-go's informers do):
+/// kube's client drops `resourceVersion=0` from a list with a limit, and a paged list reads etcd,
+/// page after page (7 s instead of 2 s for 10,000 Integrations). Paged, fewer objects are
+/// decoded at once.
 pub fn watch_config() -> watcher::Config {
-    watcher::Config::default().any_semantic()
+    let mut config = watcher::Config::default().any_semantic();
+    config.page_size = match WATCH_PAGE_SIZE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        objects => Some(objects),
+    };
+    config
 }
 
 /// kubectl's client-side apply annotation.
@@ -393,6 +409,19 @@ impl Operations {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn watches_list_unpaged_from_the_cache_unless_a_page_size_is_set() {
+        // kube drops resourceVersion=0 from a list with a limit, so unpaged is what reaches
+        // the API server's watch cache.
+        let unpaged = watch_config();
+        assert_eq!(unpaged.page_size, None);
+        assert!(matches!(unpaged.list_semantic, watcher::ListSemantic::Any));
+        set_watch_page_size(500);
+        let paged = watch_config();
+        set_watch_page_size(0);
+        assert_eq!(paged.page_size, Some(500));
+    }
+
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
 
