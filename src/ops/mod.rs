@@ -102,18 +102,19 @@ pub fn lean<K: kube::Resource>(object: &mut K) {
 
 /// Objects per page of the initial lists; 0 for none. A start-up setting (`--watch-page-size`),
 /// read by every watch.
-static WATCH_PAGE_SIZE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static WATCH_PAGE_SIZE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(500);
 
 /// Sets the page size of the watches' initial lists (0: unpaged), before any watch starts.
 pub fn set_watch_page_size(objects: u32) {
     WATCH_PAGE_SIZE.store(objects, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// How every watch of the operator lists and watches. Unpaged (the default), the initial list is
-/// served from the API server's watch cache (`resourceVersion=0`, as client-go's informers do):
-/// kube's client drops `resourceVersion=0` from a list with a limit, and a paged list reads etcd,
-/// page after page (7 s instead of 2 s for 10,000 Integrations). Paged, fewer objects are
-/// decoded at once.
+/// How every watch of the operator lists and watches. Paged (the default, 500 objects), each page
+/// is decoded and stripped before the next, so the list never holds more than a page of full
+/// objects; kube's client then drops `resourceVersion=0` (a limit with it would be ignored), and
+/// the pages are read from etcd. Unpaged, the list is served from the API server's watch cache
+/// (`resourceVersion=0`, as client-go's informers do): 2.4 s instead of 7.5 s for 10,000
+/// Integrations, but the whole list decoded at once leaves the heap fragmented.
 pub fn watch_config() -> watcher::Config {
     let mut config = watcher::Config::default().any_semantic();
     config.page_size = match WATCH_PAGE_SIZE.load(std::sync::atomic::Ordering::Relaxed) {
@@ -410,16 +411,16 @@ impl Operations {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn watches_list_unpaged_from_the_cache_unless_a_page_size_is_set() {
+    fn watches_list_in_pages_unless_the_page_size_is_zero() {
         // kube drops resourceVersion=0 from a list with a limit, so unpaged is what reaches
         // the API server's watch cache.
+        let paged = watch_config();
+        assert_eq!(paged.page_size, Some(500));
+        set_watch_page_size(0);
         let unpaged = watch_config();
+        set_watch_page_size(500);
         assert_eq!(unpaged.page_size, None);
         assert!(matches!(unpaged.list_semantic, watcher::ListSemantic::Any));
-        set_watch_page_size(500);
-        let paged = watch_config();
-        set_watch_page_size(0);
-        assert_eq!(paged.page_size, Some(500));
     }
 
     use super::*;
