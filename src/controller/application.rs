@@ -1,6 +1,6 @@
 //! The `LosantApplication` reconciler: Ready means the token works against the application,
 //! checked with one cheap call (a one-item list), re-checked periodically and whenever the token
-//! Secret changes.
+//! or CA bundle Secret changes.
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The kube-runtime wiring: watches, the two reconcilers, and their error policy.
 //!
 //! - `LosantApplication`s are verified ([`application`]); they are re-checked when their token
-//!   Secret changes (a metadata-only watch: Secret data is never cached), and woken by the
+//!   or CA bundle Secret changes (a metadata-only watch: Secret data is never cached), and woken by the
 //!   Integration cache when their first Integration comes or their last one goes
 //!   ([`in_use::UsageTracker`]).
 //! - `Integration`s are reconciled ([`integration`]) when they change, when their
@@ -362,6 +362,7 @@ fn ready_reason(
         .map(|c| c.reason.clone())
 }
 
+/// The applications whose token or CA bundle is the Secret `secret`.
 fn applications_using<S: ResourceExt>(
     store: &Store<LosantApplication>,
     secret: &S,
@@ -370,7 +371,15 @@ fn applications_using<S: ResourceExt>(
     store
         .state()
         .iter()
-        .filter(|app| app.namespace() == namespace && app.spec.token_secret_ref.name == name)
+        .filter(|app| {
+            app.namespace() == namespace
+                && (app.spec.token_secret_ref.name == name
+                    || app
+                        .spec
+                        .ca_bundle_secret_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name))
+        })
         .map(|app| ObjectRef::from_obj(app.as_ref()))
         .collect()
 }
