@@ -350,7 +350,11 @@ fn a_second_claimant_is_refused_and_cannot_delete_the_remote() {
         "{message}"
     );
 
-    // A copy that carries the owner's annotations (remote id included).
+    // A copy that carries the owner's annotations (remote id included), made later than the
+    // owner: seniority is the creation time, which has whole seconds, then namespace/name (and
+    // "owner-copy-…" sorts before "owner-dev-…"), so a copy made within the owner's second would
+    // be the senior one.
+    std::thread::sleep(Duration::from_millis(1100));
     let mut copied = kubectl_json(&["get", "integration", "queue", "-n", dev.name()]);
     let annotations = copied["metadata"]["annotations"].clone();
     assert_eq!(annotations["losant.io/integration-id"], id.as_str());
