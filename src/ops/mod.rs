@@ -86,6 +86,29 @@ pub struct Operations {
     election: Arc<Mutex<Election>>,
 }
 
+/// What a controller's watched kind must be.
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Drops what the operator never reads from a cached object (managedFields, kubectl's
 /// last-applied copy of the whole object), which is most of its size: with 10,000 objects this
 /// is the difference between a lean and a bloated cache.
@@ -269,8 +292,8 @@ impl Operations {
     /// `losant_operator_objects{kind}`, which counts cached objects by the reason `ready_reason`
     /// reads from them (`None`: no `Ready` condition yet).
     ///
-    /// It watches exactly as `Controller::new(api, watcher::Config::default())` does; the only
-    /// difference is a tap on the watch stream that sees its first `InitDone`.
+    /// It watches as every watch of the operator does ([`watch_config`], objects made [`lean`]);
+    /// the stream is tapped to see its first `InitDone`.
     pub fn controller<K>(
         &self,
         kind: &'static str,
@@ -279,13 +302,7 @@ impl Operations {
         ready_reason: fn(&K) -> Option<String>,
     ) -> Controller<K>
     where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
     {
         self.controller_with_tap(kind, scope, api, ready_reason, |_| {})
     }
@@ -302,13 +319,7 @@ impl Operations {
         mut tap: impl FnMut(&watcher::Event<K>) + Send + 'static,
     ) -> Controller<K>
     where
-        K: kube::Resource<DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
     {
         let (store, writer) = reflector::store();
         let synced = self
