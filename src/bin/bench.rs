@@ -915,7 +915,10 @@ async fn verify(
                 .any(|c| c.type_ == "Ready" && c.status == "True");
             match (ready, status.application_id, status.integration_id) {
                 (true, Some(app), Some(id)) => {
-                    ids.insert(object.metadata.name.clone().unwrap_or_default(), (app, id));
+                    ids.insert(
+                        object.metadata.name.clone().unwrap_or_default(),
+                        (app.to_string(), id),
+                    );
                 }
                 _ => not_ready += 1,
             }

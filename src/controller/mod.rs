@@ -37,6 +37,7 @@ pub use error::Error;
 
 use crate::crd::{Integration, LosantApplication, condition};
 use crate::ops::Operations;
+use crate::ops::lean::SpecAndStatus;
 use crate::sync::desired::secret_refs;
 
 /// Runs the controllers until a termination signal, always reconciling (no leader election)
@@ -113,6 +114,33 @@ where
     match namespace {
         Some(ns) => Api::namespaced(kube.clone(), ns),
         None => Api::all(kube.clone()),
+    }
+}
+
+// The CRDs are cached decoded lean: metadata without managedFields or the last-applied copy.
+impl crate::ops::lean::DecodeLean for Integration {
+    fn decode_lean<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use crate::crd::{IntegrationSpec, IntegrationStatus};
+        let wire: SpecAndStatus<IntegrationSpec, IntegrationStatus> =
+            serde::Deserialize::deserialize(deserializer)?;
+        Ok(Integration {
+            metadata: wire.metadata.into(),
+            spec: wire.spec,
+            status: wire.status,
+        })
+    }
+}
+
+impl crate::ops::lean::DecodeLean for LosantApplication {
+    fn decode_lean<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use crate::crd::{LosantApplicationSpec, LosantApplicationStatus};
+        let wire: SpecAndStatus<LosantApplicationSpec, LosantApplicationStatus> =
+            serde::Deserialize::deserialize(deserializer)?;
+        Ok(LosantApplication {
+            metadata: wire.metadata.into(),
+            spec: wire.spec,
+            status: wire.status,
+        })
     }
 }
 
@@ -263,11 +291,7 @@ async fn run_integrations(
     ));
     let application_events = reflector::reflector(
         writer,
-        watcher::watcher(
-            api::<LosantApplication>(&kube, namespace.as_deref()),
-            crate::ops::watch_config(),
-        )
-        .modify(crate::ops::lean),
+        crate::ops::watch(api::<LosantApplication>(&kube, namespace.as_deref())),
     )
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
@@ -284,11 +308,7 @@ async fn run_integrations(
     ));
     let secret_events = reflector::reflector(
         writer,
-        watcher::watcher(
-            secret_metadata(&kube, namespace.as_deref()),
-            crate::ops::watch_config(),
-        )
-        .modify(crate::ops::lean),
+        crate::ops::watch(secret_metadata(&kube, namespace.as_deref())),
     )
     .inspect_ok(move |event| {
         if matches!(event, watcher::Event::InitDone) {
@@ -353,13 +373,11 @@ pub fn is_ready(app: &LosantApplication) -> bool {
 }
 
 /// The reason of the `Ready` condition among `conditions`, for the objects-by-reason gauge.
-fn ready_reason(
-    conditions: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
-) -> Option<String> {
+fn ready_reason(conditions: Option<&[crate::crd::Condition]>) -> Option<String> {
     conditions?
         .iter()
         .find(|c| c.type_ == condition::READY)
-        .map(|c| c.reason.clone())
+        .map(|c| c.reason.to_string())
 }
 
 /// The applications whose token or CA bundle is the Secret `secret`.

@@ -30,9 +30,31 @@ const WRITE_MEMORY: Duration = Duration::from_secs(120);
 /// One integration as last seen.
 #[derive(Clone, Debug)]
 struct Entry {
-    integration: Integration,
+    /// Boxed: a view's table then holds small slots, and an application's table has room for
+    /// up to twice its integrations.
+    integration: Box<Integration>,
     /// When it was seen: the start of the refresh that listed it, or the time of our write.
     as_of: Timestamp,
+}
+
+impl Entry {
+    fn new(integration: Integration, as_of: Timestamp) -> Self {
+        Self {
+            integration: Box::new(slim(integration)),
+            as_of,
+        }
+    }
+}
+
+/// The integration without what no comparison reads: the id repeated, the application id (the
+/// view's own) and the timestamps. Keeping them would cost about 150 bytes per integration, and
+/// a change of `lastUpdated` alone is no drift.
+fn slim(mut integration: Integration) -> Integration {
+    integration.integration_id = None;
+    integration.application_id = None;
+    integration.creation_date = None;
+    integration.last_updated = None;
+    integration
 }
 
 /// A write by this process, kept to merge into refreshes that started before it landed.
@@ -60,13 +82,8 @@ impl View {
     fn apply_write(&mut self, id: &str, write: &Write) {
         match &write.after {
             Some(integration) => {
-                self.by_id.insert(
-                    id.to_owned(),
-                    Entry {
-                        integration: integration.clone(),
-                        as_of: write.at,
-                    },
-                );
+                self.by_id
+                    .insert(id.to_owned(), Entry::new(integration.clone(), write.at));
             }
             None => {
                 self.by_id.remove(id);
@@ -139,15 +156,7 @@ impl Snapshots {
         view.by_id = listing
             .items
             .into_iter()
-            .map(|integration| {
-                (
-                    integration.id.clone(),
-                    Entry {
-                        integration,
-                        as_of: started,
-                    },
-                )
-            })
+            .map(|integration| (integration.id.clone(), Entry::new(integration, started)))
             .collect();
         view.unreadable_names = listing.unreadable_names;
         view.taken = Some(started);
@@ -237,7 +246,7 @@ impl Snapshots {
             .await?;
         let view = lock(&slot.view);
         Ok(match view.by_id.get(id) {
-            Some(entry) => Seen::Found(Box::new(entry.integration.clone())),
+            Some(entry) => Seen::Found(entry.integration.clone()),
             None => Seen::Absent,
         })
     }
@@ -261,9 +270,7 @@ impl Snapshots {
             age(as_of) <= max_age && not_before.is_none_or(|not_before| as_of >= not_before)
         };
         match view.by_id.get(id) {
-            Some(entry) if recent(entry.as_of) => {
-                Some(Seen::Found(Box::new(entry.integration.clone())))
-            }
+            Some(entry) if recent(entry.as_of) => Some(Seen::Found(entry.integration.clone())),
             None if view.taken.is_some_and(|taken| {
                 recent(taken) && own_write.is_none_or(|written| taken > written)
             }) =>
@@ -311,7 +318,7 @@ impl Snapshots {
             .by_id
             .values()
             .filter(|entry| entry.integration.name == name)
-            .map(|entry| entry.integration.clone())
+            .map(|entry| (*entry.integration).clone())
             .collect();
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
@@ -330,7 +337,7 @@ impl Snapshots {
         let mut view = lock(&slot.view);
         let write = Write {
             at: Timestamp::now(),
-            after: after.cloned(),
+            after: after.cloned().map(slim),
         };
         view.apply_write(id, &write);
         view.writes.insert(id.to_owned(), write);
@@ -343,13 +350,8 @@ impl Snapshots {
         let mut view = lock(&slot.view);
         let now = Timestamp::now();
         for integration in seen {
-            view.by_id.insert(
-                integration.id.clone(),
-                Entry {
-                    integration: integration.clone(),
-                    as_of: now,
-                },
-            );
+            view.by_id
+                .insert(integration.id.clone(), Entry::new(integration.clone(), now));
         }
     }
 

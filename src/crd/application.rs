@@ -1,11 +1,10 @@
 //! `LosantApplication`: a Losant application and the API token used to manage its integrations.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::SecretKeyRef;
+use super::common::{Condition, SecretKeyRef};
 
 /// Losant's public API, the default `apiUrl`.
 pub const DEFAULT_API_URL: &str = "https://api.losant.com";

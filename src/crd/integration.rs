@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::LocalObjectRef;
+use super::common::{Condition, LocalObjectRef, Word};
 use super::config::{
     AzureEventHubSpec, GooglePubSubSpec, MqttSpec, ParticleSpec, SqsSpec, WebsocketSpec,
 };
@@ -207,10 +207,10 @@ pub struct IntegrationStatus {
     pub integration_id: Option<String>,
     /// The Losant application the remote integration lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_id: Option<String>,
+    pub application_id: Option<Word>,
     /// The API URL of that application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
+    pub api_url: Option<Word>,
     /// Whether the operator created the remote integration or adopted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
@@ -218,16 +218,118 @@ pub struct IntegrationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_time: Option<Time>,
     /// `resourceVersion` of each referenced Secret (by name) as of the last write. Never values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub applied_secret_versions: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SecretVersions::is_empty")]
+    pub applied_secret_versions: SecretVersions,
     /// Remote fields the last write set (`credentialName`, `mqttConfig.host`, …): fields the
     /// operator owns, so it can tell a field removed from the spec from one Losant filled in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub applied_fields: Vec<String>,
+    pub applied_fields: Vec<Word>,
     /// `Ready`, plus kstatus's `Reconciling` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Secret name → `resourceVersion`: a map on the wire, a sorted vector in memory. Every cached
+/// Integration carries one, usually of a single entry, and a tree's smallest node is over 500
+/// bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretVersions(Vec<(String, String)>);
+
+impl SecretVersions {
+    /// Whether no Secret is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The version recorded for Secret `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(key, _)| key.as_str().cmp(name))
+            .ok()
+            .map(|at| self.0[at].1.as_str())
+    }
+
+    /// `(name, version)`, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, version)| (name.as_str(), version.as_str()))
+    }
+}
+
+impl FromIterator<(String, String)> for SecretVersions {
+    /// Sorted by name; of repeated names the last one counts (as when inserting into a map).
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
+        let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        // Stable: repeated names stay in order, and dedup_by keeps the first of each run,
+        // so reversing first keeps the last.
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
+        pairs.shrink_to_fit();
+        Self(pairs)
+    }
+}
+
+impl From<&BTreeMap<String, String>> for SecretVersions {
+    fn from(map: &BTreeMap<String, String>) -> Self {
+        Self(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+impl PartialEq<BTreeMap<String, String>> for SecretVersions {
+    fn eq(&self, map: &BTreeMap<String, String>) -> bool {
+        self.iter()
+            .eq(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+}
+
+impl Serialize for SecretVersions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretVersions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs;
+
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = SecretVersions;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of Secret names to resourceVersions")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(1).min(64));
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(pairs.into_iter().collect())
+            }
+        }
+
+        deserializer.deserialize_map(Pairs)
+    }
+}
+
+impl JsonSchema for SecretVersions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        <BTreeMap<String, String>>::schema_name()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <BTreeMap<String, String>>::json_schema(generator)
+    }
 }
 
 impl Integration {
@@ -238,5 +340,44 @@ impl Integration {
             .as_deref()
             .or(self.metadata.name.as_deref())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_versions_are_a_sorted_map_on_the_wire() {
+        let read: SecretVersions =
+            serde_json::from_str(r#"{"tls": "7", "mqtt": "3", "tls": "9"}"#).unwrap();
+        assert_eq!(
+            read.get("tls"),
+            Some("9"),
+            "the last of a repeated name counts"
+        );
+        assert_eq!(read.get("mqtt"), Some("3"));
+        assert_eq!(read.get("other"), None);
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            r#"{"mqtt":"3","tls":"9"}"#
+        );
+        let map: BTreeMap<String, String> =
+            [("mqtt".into(), "3".into()), ("tls".into(), "9".into())].into();
+        assert_eq!(read, map);
+        assert_eq!(SecretVersions::from(&map), read);
+        let mut changed = map.clone();
+        changed.insert("tls".into(), "10".into());
+        assert_ne!(read, changed);
+        assert!(serde_json::from_str::<SecretVersions>(r#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
+    fn secret_versions_have_the_schema_of_a_string_map() {
+        let generator = &mut schemars::SchemaGenerator::default();
+        assert_eq!(
+            SecretVersions::json_schema(generator),
+            <BTreeMap<String, String>>::json_schema(generator)
+        );
     }
 }

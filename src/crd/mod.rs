@@ -15,14 +15,14 @@ pub use application::{
     ApplicationRateLimit, DEFAULT_API_URL, LosantApplication, LosantApplicationSpec,
     LosantApplicationStatus,
 };
-pub use common::{LocalObjectRef, SecretKeyRef, condition};
+pub use common::{Condition, LocalObjectRef, SecretKeyRef, Word, condition};
 pub use config::{
     AzureEventHubSpec, GooglePubSubSpec, MqttProtocolSpec, MqttProtocolVersionSpec, MqttSpec,
     ParticleSpec, SqsSpec, WebsocketHeaderSpec, WebsocketSpec,
 };
 pub use integration::{
     AdoptionPolicy, DeletionPolicy, Integration, IntegrationSpec, IntegrationStatus,
-    IntegrationTypeSpec, Origin,
+    IntegrationTypeSpec, Origin, SecretVersions,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -291,7 +291,9 @@ impl Client {
             body: None,
             secrets: vec![],
         };
-        let raw: RawPage = self.send(call).await?;
+        // Items are read from the body in place (a page of a thousand is a megabyte or two).
+        let (status, body) = self.send_for_body(call).await?;
+        let raw: RawPage<'_> = decode(status, &body)?;
         Ok(raw.into_page())
     }
 
@@ -460,21 +462,18 @@ impl Client {
 
     /// Sends `call` (retrying if idempotent) and reads the answer as `T`.
     async fn send<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, Error> {
+        let (status, body) = self.send_for_body(call).await?;
+        decode(status, &body)
+    }
+
+    /// Sends `call` (retrying if idempotent) and returns the status and body of the success.
+    async fn send_for_body(&self, call: Call<'_>) -> Result<(StatusCode, bytes::Bytes), Error> {
         let idempotent = call.method != Method::POST;
         let url = self.url(&call);
-        let body = retry::run(&self.inner.retry, idempotent, |attempt| {
+        retry::run(&self.inner.retry, idempotent, |attempt| {
             self.attempt(&call, &url, attempt)
         })
-        .await?;
-        serde_json::from_slice(&body.1).map_err(|error| Error::Decode {
-            status: body.0.as_u16(),
-            reason: format!(
-                "the body is not the expected JSON ({:?} error at line {}, column {})",
-                error.classify(),
-                error.line(),
-                error.column()
-            ),
-        })
+        .await
     }
 
     /// One try: waits for the limiter, sends, and returns the status and body of a success.
@@ -657,6 +656,19 @@ fn api_error(
         message: scrub(message, secrets),
         retry_after,
     }
+}
+
+/// Reads a success's body as `T`.
+fn decode<'a, T: serde::Deserialize<'a>>(status: StatusCode, body: &'a [u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|error| Error::Decode {
+        status: status.as_u16(),
+        reason: format!(
+            "the body is not the expected JSON ({:?} error at line {}, column {})",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
+    })
 }
 
 #[cfg(test)]

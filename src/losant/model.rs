@@ -304,9 +304,12 @@ pub struct IntegrationPage {
 /// The list envelope as sent; items stay raw so each is read on its own.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct RawPage {
-    #[serde(default)]
-    pub items: Vec<Value>,
+pub(crate) struct RawPage<'a> {
+    /// Kept as raw JSON until each is read: most read straight into [`Integration`], and only
+    /// one that does not is taken apart field by field (a whole page as [`Value`] trees would be
+    /// several times its size in memory).
+    #[serde(default, borrow)]
+    pub items: Vec<&'a serde_json::value::RawValue>,
     #[serde(default, deserialize_with = "lenient_count")]
     pub count: Option<u64>,
     #[serde(default, deserialize_with = "lenient_count")]
@@ -317,13 +320,20 @@ pub(crate) struct RawPage {
     pub page: Option<u64>,
 }
 
-impl RawPage {
+impl RawPage<'_> {
     /// Reads the items one by one; counts the server left out are taken from the items.
     pub(crate) fn into_page(self) -> IntegrationPage {
         let on_page = self.items.len() as u64;
         let mut items = Vec::with_capacity(self.items.len());
         let mut unreadable = Vec::new();
         for (index, raw) in self.items.into_iter().enumerate() {
+            // Reading typed succeeds only if id, name and integrationType are strings, which is
+            // all that from_value_lenient checks before doing the same.
+            if let Ok(item) = serde_json::from_str::<Integration>(raw.get()) {
+                items.push(item);
+                continue;
+            }
+            let raw: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
             let name = raw.get("name").and_then(Value::as_str).map(str::to_owned);
             match Integration::from_value_lenient(raw) {
                 Ok(item) => items.push(item),
@@ -429,16 +439,20 @@ mod tests {
 
     #[test]
     fn unknown_types_are_kept_and_unidentifiable_items_are_reported() {
-        let page: RawPage = serde_json::from_value(json!({
+        let body = json!({
             "items": [
                 {"id": "a", "name": "old", "integrationType": "meridian", "meridianConfig": {}},
                 {"name": "no id", "integrationType": "mqtt"},
+                {"id": "b", "name": "odd port", "integrationType": "mqtt",
+                    "mqttConfig": {"port": "not-a-number"}},
             ],
-            "count": 2, "totalCount": 2.0, "perPage": "100", "page": 0
-        }))
-        .unwrap();
+            "count": 3, "totalCount": 3.0, "perPage": "100", "page": 0
+        })
+        .to_string();
+        let page: RawPage<'_> = serde_json::from_str(&body).unwrap();
         let page = page.into_page();
-        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.items[1].unreadable_fields, ["mqttConfig"]);
         assert_eq!(
             page.items[0].integration_type,
             IntegrationType::Unknown("meridian".into())
@@ -451,7 +465,7 @@ mod tests {
                 name: Some("no id".into())
             }]
         );
-        assert_eq!((page.count, page.total_count, page.per_page), (2, 2, 100));
+        assert_eq!((page.count, page.total_count, page.per_page), (3, 3, 100));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod health;
 pub mod leader;
+pub mod lean;
 pub mod memory;
 pub mod metrics;
 pub mod schema;
@@ -86,11 +87,12 @@ pub struct Operations {
     election: Arc<Mutex<Election>>,
 }
 
-/// What a controller's watched kind must be.
+/// What a watched kind must be: decoded lean ([`lean::DecodeLean`]).
 pub trait Watched:
-    kube::Resource<DynamicType = ()>
-    + Clone
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + lean::DecodeLean
     + serde::de::DeserializeOwned
+    + Clone
     + std::fmt::Debug
     + Send
     + Sync
@@ -99,9 +101,10 @@ pub trait Watched:
 }
 
 impl<K> Watched for K where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + lean::DecodeLean
         + serde::de::DeserializeOwned
+        + Clone
         + std::fmt::Debug
         + Send
         + Sync
@@ -109,18 +112,23 @@ impl<K> Watched for K where
 {
 }
 
-/// Drops what the operator never reads from a cached object (managedFields, kubectl's
-/// last-applied copy of the whole object), which is most of its size: with 10,000 objects this
-/// is the difference between a lean and a bloated cache.
-pub fn lean<K: kube::Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            meta.annotations = None;
-        }
-    }
+/// Lists and watches what `api` covers as every watch of the operator does: with
+/// [`watch_config`], each object decoded [`lean`](lean::Lean) (managedFields and the
+/// last-applied annotation never decoded).
+pub fn watch<K: Watched>(
+    api: kube::Api<K>,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
+    let lean_api: kube::Api<lean::Lean<K>> = match api.namespace().map(str::to_owned) {
+        Some(namespace) => kube::Api::namespaced(api.into_client(), &namespace),
+        None => kube::Api::all(api.into_client()),
+    };
+    watcher::watcher(lean_api, watch_config()).map_ok(|event| match event {
+        watcher::Event::Apply(lean::Lean(object)) => watcher::Event::Apply(object),
+        watcher::Event::Delete(lean::Lean(object)) => watcher::Event::Delete(object),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(lean::Lean(object)) => watcher::Event::InitApply(object),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    })
 }
 
 /// Objects per page of the initial lists; 0 for none. A start-up setting (`--watch-page-size`),
@@ -146,9 +154,6 @@ pub fn watch_config() -> watcher::Config {
     };
     config
 }
-
-/// kubectl's client-side apply annotation.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The election of this replica: created at start, joined by [`Operations::prepare`] once the
 /// CRDs are usable (a replica that cannot work must not take the lease from one that can), and
@@ -292,7 +297,7 @@ impl Operations {
     /// `losant_operator_objects{kind}`, which counts cached objects by the reason `ready_reason`
     /// reads from them (`None`: no `Ready` condition yet).
     ///
-    /// It watches as every watch of the operator does ([`watch_config`], objects made [`lean`]);
+    /// It watches as every watch of the operator does ([`watch`]);
     /// the stream is tapped to see its first `InitDone`.
     pub fn controller<K>(
         &self,
@@ -325,15 +330,14 @@ impl Operations {
         let synced = self
             .readiness
             .cache(format!("{kind} in {}", scope.unwrap_or("all namespaces")));
-        let stream =
-            reflector::reflector(writer, watcher::watcher(api, watch_config()).modify(lean))
-                .inspect_ok(move |event| {
-                    tap(event);
-                    if matches!(event, watcher::Event::InitDone) {
-                        synced.mark();
-                    }
-                })
-                .applied_objects();
+        let stream = reflector::reflector(writer, watch(api))
+            .inspect_ok(move |event| {
+                tap(event);
+                if matches!(event, watcher::Event::InitDone) {
+                    synced.mark();
+                }
+            })
+            .applied_objects();
         self.metrics.register_kind(kind);
         let counted = store.clone();
         self.metrics.count_conditions(kind, move || {

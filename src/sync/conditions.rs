@@ -2,7 +2,9 @@
 //! condition's `lastTransitionTime` unless its status flips, so an unchanged outcome writes
 //! nothing.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::Condition;
 
 use crate::crd::condition::{READY, RECONCILING, STALLED};
 
@@ -74,9 +76,9 @@ pub fn conditions(
             .find(|c| c.type_ == kind && c.status == status)
             .map(|c| c.last_transition_time.clone());
         Condition {
-            type_: kind.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
+            type_: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
             message: message.to_owned(),
             observed_generation: generation,
             last_transition_time: kept.unwrap_or_else(|| now.clone()),

@@ -6,6 +6,7 @@
 //! and the other must write nothing. Pure data: the controller feeds it and asks it.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 /// What an object claims. The strings are shared: the index keeps each claim twice (by claim
@@ -55,16 +56,44 @@ pub type Seniority = (String, String);
 
 /// The claims of every known object.
 ///
-/// Sized for 10,000 objects: claimants are sorted vectors (one element, nearly always) rather
-/// than trees, whose smallest node is several hundred bytes, and strings are shared.
+/// Sized for 10,000 objects: a remote's claimants are found by the hash of the claim (an 8-byte
+/// key instead of the claim itself) and checked against each claimant's own claims, so a hash
+/// collision can never make a false rival; one claimant, the usual case, needs no vector; and
+/// strings are shared.
 #[derive(Debug, Default)]
 pub struct OwnerIndex {
-    /// Who claims each remote, oldest first.
-    claimants: HashMap<Claim, Vec<Arc<Seniority>>>,
+    /// Who claims each remote (by the claim's hash), oldest first.
+    claimants: HashMap<u64, Claimants>,
     /// What each object (by `namespace/name`) claims.
-    claims_of: HashMap<String, (Arc<Seniority>, Vec<Claim>)>,
+    claims_of: HashMap<Arc<str>, Claimed>,
     /// API URLs and application ids, one copy each.
     places: HashSet<Arc<str>>,
+    /// Hashes claims for `claimants`.
+    hasher: RandomState,
+}
+
+/// One object's creation time and claims.
+#[derive(Debug)]
+struct Claimed {
+    created: Box<str>,
+    claims: Box<[Claim]>,
+}
+
+/// The objects claiming one remote (or, rarely, remotes whose claims share a hash), oldest
+/// first.
+#[derive(Debug)]
+enum Claimants {
+    One(Arc<str>),
+    Many(Vec<Arc<str>>),
+}
+
+impl Claimants {
+    fn as_slice(&self) -> &[Arc<str>] {
+        match self {
+            Claimants::One(object) => std::slice::from_ref(object),
+            Claimants::Many(objects) => objects,
+        }
+    }
 }
 
 /// An older object claiming the same remote.
@@ -79,17 +108,41 @@ pub struct Rival {
 impl OwnerIndex {
     /// Records that the object `seniority.1` claims exactly `claims` (replacing what it claimed).
     pub fn set(&mut self, seniority: Seniority, claims: Vec<Claim>) {
-        self.remove(&seniority.1);
-        let seniority = Arc::new(seniority);
-        let claims: Vec<Claim> = claims.into_iter().map(|c| self.share(c)).collect();
-        for claim in &claims {
-            let claimants = self.claimants.entry(claim.clone()).or_default();
-            if let Err(at) = claimants.binary_search(&seniority) {
-                claimants.insert(at, Arc::clone(&seniority));
-            }
+        let (created, object) = seniority;
+        self.remove(&object);
+        let object: Arc<str> = object.into();
+        let claims: Box<[Claim]> = claims.into_iter().map(|c| self.share(c)).collect();
+        self.claims_of.insert(
+            Arc::clone(&object),
+            Claimed {
+                created: created.into(),
+                claims: claims.clone(),
+            },
+        );
+        for claim in claims.iter() {
+            let hash = self.hasher.hash_one(claim);
+            let older = |other: &Arc<str>| self.seniority_of(other) < self.seniority_of(&object);
+            let entry = match self.claimants.get(&hash) {
+                None => Claimants::One(Arc::clone(&object)),
+                Some(claimants) if claimants.as_slice().contains(&object) => continue,
+                Some(claimants) => {
+                    let mut objects = claimants.as_slice().to_vec();
+                    let at = objects.partition_point(older);
+                    objects.insert(at, Arc::clone(&object));
+                    Claimants::Many(objects)
+                }
+            };
+            self.claimants.insert(hash, entry);
         }
-        self.claims_of
-            .insert(seniority.1.clone(), (seniority, claims));
+    }
+
+    /// `(creation time, namespace/name)` of a known object.
+    fn seniority_of<'a>(&'a self, object: &'a str) -> (&'a str, &'a str) {
+        let created = self
+            .claims_of
+            .get(object)
+            .map_or("", |claimed| &*claimed.created);
+        (created, object)
     }
 
     /// The claim with its API URL and application id taken from the shared copies.
@@ -125,14 +178,29 @@ impl OwnerIndex {
 
     /// Forgets an object.
     pub fn remove(&mut self, object: &str) {
-        let Some((seniority, claims)) = self.claims_of.remove(object) else {
+        let Some(claimed) = self.claims_of.remove(object) else {
             return;
         };
-        for claim in claims {
-            if let Some(claimants) = self.claimants.get_mut(&claim) {
-                claimants.retain(|other| other.1 != seniority.1);
-                if claimants.is_empty() {
-                    self.claimants.remove(&claim);
+        for claim in claimed.claims.iter() {
+            let hash = self.hasher.hash_one(claim);
+            let Some(claimants) = self.claimants.remove(&hash) else {
+                continue;
+            };
+            let mut rest: Vec<Arc<str>> = claimants
+                .as_slice()
+                .iter()
+                .filter(|other| &***other != object)
+                .cloned()
+                .collect();
+            match rest.len() {
+                0 => {}
+                1 => {
+                    if let Some(only) = rest.pop() {
+                        self.claimants.insert(hash, Claimants::One(only));
+                    }
+                }
+                _ => {
+                    self.claimants.insert(hash, Claimants::Many(rest));
                 }
             }
         }
@@ -140,20 +208,26 @@ impl OwnerIndex {
 
     /// The oldest other object that is older than `seniority` and claims one of `claims`.
     pub fn senior_rival(&self, seniority: &Seniority, claims: &[Claim]) -> Option<Rival> {
+        let own = (seniority.0.as_str(), seniority.1.as_str());
         claims
             .iter()
             .filter_map(|claim| {
-                let oldest = self
-                    .claimants
-                    .get(claim)?
-                    .iter()
-                    .find(|other| other.1 != seniority.1)?;
-                (oldest.as_ref() < seniority).then(|| (oldest.as_ref().clone(), claim.clone()))
+                let claimants = self.claimants.get(&self.hasher.hash_one(claim))?;
+                // Oldest first: the first other object that really makes this claim.
+                let oldest = claimants.as_slice().iter().find(|other| {
+                    ***other != *seniority.1
+                        && self
+                            .claims_of
+                            .get(&***other)
+                            .is_some_and(|claimed| claimed.claims.contains(claim))
+                })?;
+                let theirs = self.seniority_of(oldest);
+                (theirs < own).then(|| ((theirs.0.to_owned(), theirs.1.to_owned()), claim))
             })
             .min()
-            .map(|(oldest, claim)| Rival {
-                object: oldest.1,
-                claim,
+            .map(|((_, object), claim)| Rival {
+                object,
+                claim: claim.clone(),
             })
     }
 }
@@ -233,7 +307,8 @@ mod tests {
         }
         // Re-claiming replaces, never duplicates.
         index.set(at("000", "ns/o0"), vec![name("n0")]);
-        assert_eq!(index.claimants[&name("n0")].len(), 8);
+        let hash = index.hasher.hash_one(name("n0"));
+        assert_eq!(index.claimants[&hash].as_slice().len(), 8);
         for i in 0..50 {
             index.remove(&format!("ns/o{i}"));
         }

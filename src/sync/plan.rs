@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::desired::Desired;
+use crate::crd::Word;
 use crate::losant::{
     FieldPatch, Integration, IntegrationConfig, IntegrationPatch, IntegrationPost,
 };
@@ -23,7 +24,7 @@ use crate::losant::{
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LastApplied<'a> {
     /// The fields the last write set (see [`applied_fields`]).
-    pub fields: &'a [String],
+    pub fields: &'a [Word],
     /// Whether a referenced Secret changed since the last write.
     pub secrets_changed: bool,
 }
@@ -115,8 +116,8 @@ pub fn create_body(desired: &Desired) -> IntegrationPost {
 
 /// The fields a full write of `desired` sets, for status (`name`, `enabled`, `topics`,
 /// `credentialName`, and `<config>.<field>` for each config field).
-pub fn applied_fields(desired: &Desired) -> Vec<String> {
-    let mut fields = vec!["name".to_owned(), "enabled".to_owned()];
+pub fn applied_fields(desired: &Desired) -> Vec<Word> {
+    let mut fields: Vec<Word> = vec!["name".into(), "enabled".into()];
     if desired.topics.is_some() {
         fields.push("topics".into());
     }
@@ -124,7 +125,7 @@ pub fn applied_fields(desired: &Desired) -> Vec<String> {
         fields.push("credentialName".into());
     }
     if let Some((field, object)) = desired.config.as_ref().and_then(config_object) {
-        fields.extend(object.keys().map(|key| format!("{field}.{key}")));
+        fields.extend(object.keys().map(|key| format!("{field}.{key}").into()));
     }
     fields.sort();
     fields
@@ -145,7 +146,7 @@ fn config_drifted(
     config: &IntegrationConfig,
     remote: &Integration,
     desired: &Desired,
-    last_fields: &[String],
+    last_fields: &[Word],
 ) -> bool {
     let Some((field, want)) = config_object(config) else {
         return true;

@@ -107,7 +107,7 @@ async fn delete(
                 .zip(previous.application_id.clone())?;
             Some(Doomed {
                 id,
-                application_id,
+                application_id: application_id.to_string(),
                 origin: previous.origin,
             })
         });

@@ -13,6 +13,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ResourceExt;
+
+use crate::crd::Word;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -57,7 +59,7 @@ fn refused_recently(
         .conditions
         .iter()
         .find(|c| c.type_ == "Stalled" && c.status == "True")?;
-    let reason = REFUSALS.into_iter().find(|r| *r == stalled.reason)?;
+    let reason = REFUSALS.into_iter().find(|r| stalled.reason == *r)?;
     let age = Timestamp::now()
         .duration_since(stalled.last_transition_time.0)
         .unsigned_abs();
@@ -112,7 +114,7 @@ struct Synced {
     application_id: String,
     api_url: String,
     wrote: Option<Wrote>,
-    applied_fields: Vec<String>,
+    applied_fields: Vec<Word>,
     secret_versions: BTreeMap<String, String>,
 }
 
@@ -263,15 +265,15 @@ fn succeeded_status(
     IntegrationStatus {
         observed_generation: previous.observed_generation,
         integration_id: Some(synced.remote.id.clone()),
-        application_id: Some(synced.application_id.clone()),
-        api_url: Some(synced.api_url.clone()),
+        application_id: Some(synced.application_id.as_str().into()),
+        api_url: Some(synced.api_url.as_str().into()),
         origin: Some(synced.origin),
         last_applied_time: if synced.wrote.is_some() {
             Some(now.clone())
         } else {
             previous.last_applied_time.clone()
         },
-        applied_secret_versions: synced.secret_versions.clone(),
+        applied_secret_versions: (&synced.secret_versions).into(),
         applied_fields: synced.applied_fields.clone(),
         conditions: previous.conditions.clone(),
     }
@@ -318,7 +320,7 @@ async fn sync(
         )
         .into());
     }
-    let secrets_changed = !same_place || resolved.versions != previous.applied_secret_versions;
+    let secrets_changed = !same_place || previous.applied_secret_versions != resolved.versions;
     let pending = record::create_pending(obj);
 
     // The recorded remote, if Losant still has it.
@@ -388,7 +390,7 @@ async fn sync(
         }
     };
     let adopted_now = known_id.is_none() && origin == Origin::Adopted && remote.is_some();
-    let fields: &[String] = if known_id.is_some() {
+    let fields: &[Word] = if known_id.is_some() {
         &previous.applied_fields
     } else {
         &[]
