@@ -27,22 +27,56 @@ use crate::losant::{self, Integration};
 /// started before a write cannot undo it.
 const WRITE_MEMORY: Duration = Duration::from_secs(120);
 
-/// One integration as last seen.
-#[derive(Clone, Debug)]
+/// One integration as last seen, kept as its JSON: a third of its size as a struct, and a view
+/// holds every integration of its application. Never printed: it may hold secret values.
+#[derive(Clone, PartialEq)]
 struct Entry {
-    /// Boxed: a view's table then holds small slots, and an application's table has room for
-    /// up to twice its integrations.
-    integration: Box<Integration>,
+    /// The integration (made [`slim`]) as JSON, without `unreadable_fields`.
+    json: Box<str>,
+    /// Its `unreadable_fields` (which JSON does not carry).
+    unreadable_fields: Vec<String>,
+    /// Its name, for lookups by name without reading every entry.
+    name: Box<str>,
     /// When it was seen: the start of the refresh that listed it, or the time of our write.
     as_of: Timestamp,
 }
 
 impl Entry {
     fn new(integration: Integration, as_of: Timestamp) -> Self {
+        let mut integration = slim(integration);
         Self {
-            integration: Box::new(slim(integration)),
+            // Serializing this struct cannot fail (no maps, no non-string keys); were it ever
+            // to, the entry reads back as unknown and the integration is read by id.
+            json: serde_json::to_string(&integration)
+                .unwrap_or_default()
+                .into_boxed_str(),
+            unreadable_fields: std::mem::take(&mut integration.unreadable_fields),
+            name: integration.name.into_boxed_str(),
             as_of,
         }
+    }
+
+    /// The integration, if it reads back (always, see `new`).
+    fn integration(&self) -> Option<Integration> {
+        let mut integration: Integration = serde_json::from_str(&self.json).ok()?;
+        integration.unreadable_fields = self.unreadable_fields.clone();
+        Some(integration)
+    }
+
+    /// What a lookup found in this entry.
+    fn seen(&self) -> Seen {
+        match self.integration() {
+            Some(integration) => Seen::Found(Box::new(integration)),
+            None => Seen::Absent,
+        }
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("as_of", &self.as_of)
+            .finish_non_exhaustive()
     }
 }
 
@@ -179,9 +213,10 @@ impl Snapshots {
             .by_id
             .iter()
             .filter(|(id, entry)| {
-                previous
-                    .get(*id)
-                    .is_none_or(|before| before.integration != entry.integration)
+                previous.get(*id).is_none_or(|before| {
+                    (&before.json, &before.unreadable_fields)
+                        != (&entry.json, &entry.unreadable_fields)
+                })
             })
             .map(|(id, _)| id.clone())
             .chain(
@@ -246,7 +281,7 @@ impl Snapshots {
             .await?;
         let view = lock(&slot.view);
         Ok(match view.by_id.get(id) {
-            Some(entry) => Seen::Found(entry.integration.clone()),
+            Some(entry) => entry.seen(),
             None => Seen::Absent,
         })
     }
@@ -270,7 +305,7 @@ impl Snapshots {
             age(as_of) <= max_age && not_before.is_none_or(|not_before| as_of >= not_before)
         };
         match view.by_id.get(id) {
-            Some(entry) if recent(entry.as_of) => Some(Seen::Found(entry.integration.clone())),
+            Some(entry) if recent(entry.as_of) => Some(entry.seen()),
             None if view.taken.is_some_and(|taken| {
                 recent(taken) && own_write.is_none_or(|written| taken > written)
             }) =>
@@ -317,9 +352,14 @@ impl Snapshots {
         let mut found: Vec<Integration> = view
             .by_id
             .values()
-            .filter(|entry| entry.integration.name == name)
-            .map(|entry| (*entry.integration).clone())
-            .collect();
+            .filter(|entry| &*entry.name == name)
+            .map(|entry| {
+                entry.integration().ok_or_else(|| losant::Error::Decode {
+                    status: 200,
+                    reason: "a kept integration with this name could not be read back".into(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
     }
@@ -372,4 +412,45 @@ impl Snapshots {
 
 fn age(at: Timestamp) -> Duration {
     Timestamp::now().duration_since(at).unsigned_abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> Integration {
+        serde_json::from_value(serde_json::json!({
+            "id": "6b0ae4a51337747874000002", "integrationId": "6b0ae4a51337747874000002",
+            "applicationId": "000000000000000000be0003", "name": "broker",
+            "integrationType": "mqtt", "enabled": true, "topics": ["a/b"],
+            "creationDate": "2026-11-28T14:26:45.000Z", "lastUpdated": "2026-11-28T14:26:45.000Z",
+            "mqttConfig": {"host": "h", "port": 8883, "password": "hunter2-secret-value"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_entry_reads_back_as_the_slim_integration_and_never_prints_it() {
+        let mut original = remote();
+        original.unreadable_fields = vec!["particleConfig".into()];
+        let entry = Entry::new(original.clone(), Timestamp::now());
+        let read = entry.integration().unwrap();
+        assert_eq!(read, slim(original));
+        assert_eq!(read.unreadable_fields, ["particleConfig"]);
+        assert_eq!(read.last_updated, None);
+        assert_eq!(&*entry.name, "broker");
+        assert!(!format!("{entry:?}").contains("hunter2"));
+        assert_eq!(entry.seen(), Seen::Found(Box::new(read)));
+    }
+
+    #[test]
+    fn a_change_of_last_updated_alone_is_no_change() {
+        let mut touched = remote();
+        touched.last_updated = Some("2026-11-29T00:00:00.000Z".into());
+        let now = Timestamp::now();
+        assert_eq!(Entry::new(remote(), now), Entry::new(touched, now));
+        let mut moved = remote();
+        moved.topics = Some(vec!["c/d".into()]);
+        assert_ne!(Entry::new(remote(), now), Entry::new(moved, now));
+    }
 }
