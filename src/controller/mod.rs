@@ -463,3 +463,57 @@ where
     }
     futures::future::ready(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::lean::{Lean, strip};
+
+    #[test]
+    fn integrations_decoded_lean_equal_decoded_in_full_and_stripped() {
+        let json = serde_json::json!({
+            "apiVersion": "losant.io/v1alpha1", "kind": "Integration",
+            "metadata": {
+                "name": "broker", "namespace": "dev", "uid": "u", "resourceVersion": "9",
+                "generation": 2, "creationTimestamp": "2026-11-28T14:26:45Z",
+                "finalizers": ["losant.io/integration"],
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"spec\": {}}",
+                    "losant.io/integration-id": "6b0ae4a51337747874000002"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Update",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:name": {}}}}]
+            },
+            "spec": {"applicationRef": {"name": "app"}, "integrationType": "mqtt",
+                "mqttConfig": {"host": "h", "port": 8883, "protocol": "mqtts"}},
+            "status": {"integrationId": "6b0ae4a51337747874000002", "apiUrl": "https://a",
+                "appliedFields": ["mqttConfig.host", "name"],
+                "appliedSecretVersions": {"mqtt": "3"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Synced",
+                    "message": "m", "lastTransitionTime": "2026-11-28T14:26:45Z"}]}
+        })
+        .to_string();
+        let Lean(lean): Lean<Integration> = serde_json::from_str(&json).unwrap();
+        let mut full: Integration = serde_json::from_str(&json).unwrap();
+        assert!(full.metadata.managed_fields.is_some());
+        strip(&mut full);
+        let value = |object: &Integration| serde_json::to_value(object).unwrap();
+        assert_eq!(value(&lean), value(&full));
+        assert_eq!(lean.annotations().len(), 1);
+
+        let app = serde_json::json!({
+            "metadata": {"name": "app", "namespace": "dev",
+                "managedFields": [{"manager": "m", "operation": "Apply"}]},
+            "spec": {"applicationId": "000000000000000000be0003",
+                "tokenSecretRef": {"name": "t", "key": "token"}}
+        })
+        .to_string();
+        let Lean(lean): Lean<LosantApplication> = serde_json::from_str(&app).unwrap();
+        let mut full: LosantApplication = serde_json::from_str(&app).unwrap();
+        strip(&mut full);
+        assert_eq!(
+            serde_json::to_value(&lean).unwrap(),
+            serde_json::to_value(&full).unwrap()
+        );
+    }
+}
