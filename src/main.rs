@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
-    ops::memory::limit_arenas();
+    ops::memory::tune_allocator();
     telemetry::init(args.log_format, &args.log_level)?;
     // reqwest is built without a default rustls provider; pick ring before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();

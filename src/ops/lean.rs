@@ -191,9 +191,9 @@ fn lean_annotations<'de, D: Deserializer<'de>>(
     deserializer.deserialize_option(Optional)
 }
 
-/// Drops what the operator never reads from an object decoded in full (managedFields, the
-/// last-applied annotation): for objects that did not come through [`Lean`].
-pub fn strip<K: kube::Resource>(object: &mut K) {
+/// What [`Lean`] does, done to an object decoded in full: the tests' reference.
+#[cfg(test)]
+pub(crate) fn strip<K: kube::Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

@@ -194,6 +194,7 @@ pub async fn start(kube: &kube::Client, config: OpsConfig) -> Result<Started, Op
     let readiness = Readiness::default();
     let shutdown = Shutdown::new();
     shutdown.on_signals().map_err(OpsError::Signals)?;
+    tokio::spawn(memory::keep_trimmed());
     if let Some(config) = &config.leader {
         config.validate()?;
     }

@@ -61,7 +61,7 @@ pub type Seniority = (String, String);
 /// collision can never make a false rival; one claimant, the usual case, needs no vector; and
 /// strings are shared.
 #[derive(Debug, Default)]
-pub struct OwnerIndex {
+pub struct OwnerIndex<S = RandomState> {
     /// Who claims each remote (by the claim's hash), oldest first.
     claimants: HashMap<u64, Claimants>,
     /// What each object (by `namespace/name`) claims.
@@ -69,7 +69,7 @@ pub struct OwnerIndex {
     /// API URLs and application ids, one copy each.
     places: HashSet<Arc<str>>,
     /// Hashes claims for `claimants`.
-    hasher: RandomState,
+    hasher: S,
 }
 
 /// One object's creation time and claims.
@@ -105,7 +105,7 @@ pub struct Rival {
     pub claim: Claim,
 }
 
-impl OwnerIndex {
+impl<S: BuildHasher> OwnerIndex<S> {
     /// Records that the object `seniority.1` claims exactly `claims` (replacing what it claimed).
     pub fn set(&mut self, seniority: Seniority, claims: Vec<Claim>) {
         let (created, object) = seniority;
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn the_older_object_owns_a_shared_name() {
-        let mut index = OwnerIndex::default();
+        let mut index: OwnerIndex = OwnerIndex::default();
         let dev = at("2026-01-01T00:00:00Z", "dev/broker");
         let staging = at("2026-02-01T00:00:00Z", "staging/broker");
         index.set(staging.clone(), vec![name("broker")]);
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_copied_id_is_a_rivalry_too() {
-        let mut index = OwnerIndex::default();
+        let mut index: OwnerIndex = OwnerIndex::default();
         let original = at("2026-01-01T00:00:00Z", "a/x");
         let copy = at("2026-01-02T00:00:00Z", "b/x");
         index.set(original.clone(), vec![name("one"), id("42")]);
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn forgetting_or_changing_claims_releases_them() {
-        let mut index = OwnerIndex::default();
+        let mut index: OwnerIndex = OwnerIndex::default();
         let old = at("1", "ns/old");
         let new = at("2", "ns/new");
         index.set(old.clone(), vec![name("n")]);
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn removing_every_object_leaves_nothing_behind() {
-        let mut index = OwnerIndex::default();
+        let mut index: OwnerIndex = OwnerIndex::default();
         for i in 0..50 {
             let claims = vec![name(&format!("n{}", i % 7)), id(&i.to_string())];
             index.set(at(&format!("{:03}", i % 5), &format!("ns/o{i}")), claims);
@@ -315,9 +315,49 @@ mod tests {
         assert!(index.claimants.is_empty() && index.claims_of.is_empty());
     }
 
+    /// Hashes every claim alike: every claim collides with every other.
+    #[derive(Debug, Default)]
+    struct Colliding;
+
+    impl BuildHasher for Colliding {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn claims_whose_hashes_collide_are_no_rivals() {
+        let mut index = OwnerIndex::<Colliding>::default();
+        let a = at("1", "ns/a");
+        let b = at("2", "ns/b");
+        let c = at("3", "ns/c");
+        index.set(a.clone(), vec![name("one"), id("1")]);
+        index.set(b.clone(), vec![name("two"), id("2")]);
+        assert_eq!(index.senior_rival(&b, &[name("two"), id("2")]), None);
+        index.set(c.clone(), vec![name("one")]);
+        let rival = index.senior_rival(&c, &[name("one")]).unwrap();
+        assert_eq!((rival.object.as_str(), rival.claim), ("ns/a", name("one")));
+        assert_eq!(index.senior_rival(&a, &[name("one"), id("1")]), None);
+        index.remove("ns/a");
+        assert_eq!(index.senior_rival(&c, &[name("one")]), None);
+        index.remove("ns/b");
+        index.remove("ns/c");
+        assert!(index.claimants.is_empty() && index.claims_of.is_empty());
+    }
+
     #[test]
     fn ties_on_time_break_by_name() {
-        let mut index = OwnerIndex::default();
+        let mut index: OwnerIndex = OwnerIndex::default();
         let a = at("1", "a/x");
         let b = at("1", "b/x");
         index.set(a.clone(), vec![name("n")]);
