@@ -22,13 +22,12 @@ pub mod sweep;
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
@@ -283,39 +282,20 @@ async fn run_integrations(
     let by_secret = controller.store();
     ctx.register_integration_store(controller.store());
     // The LosantApplications, cached: reconciles read them from here instead of the API server.
-    let (applications, writer) = reflector::store();
+    let scope = namespace.as_deref().unwrap_or("all namespaces");
+    let (applications, application_events) = ops.cache(
+        format!("LosantApplication (for Integrations) in {scope}"),
+        api::<LosantApplication>(&kube, namespace.as_deref()),
+        |_| {},
+    );
     ctx.register_application_store(applications.clone());
-    let synced = ops.readiness.cache(format!(
-        "LosantApplication (for Integrations) in {}",
-        namespace.as_deref().unwrap_or("all namespaces")
-    ));
-    let application_events = reflector::reflector(
-        writer,
-        crate::ops::watch(api::<LosantApplication>(&kube, namespace.as_deref())),
-    )
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            synced.mark();
-        }
-    })
-    .applied_objects();
     // Secret metadata (never data), cached: which version of each Secret exists.
-    let (secrets, writer) = reflector::store();
+    let (secrets, secret_events) = ops.cache(
+        format!("Secret metadata in {scope}"),
+        secret_metadata(&kube, namespace.as_deref()),
+        |_| {},
+    );
     ctx.register_secret_store(secrets);
-    let synced = ops.readiness.cache(format!(
-        "Secret metadata in {}",
-        namespace.as_deref().unwrap_or("all namespaces")
-    ));
-    let secret_events = reflector::reflector(
-        writer,
-        crate::ops::watch(secret_metadata(&kube, namespace.as_deref())),
-    )
-    .inspect_ok(move |event| {
-        if matches!(event, watcher::Event::InitDone) {
-            synced.mark();
-        }
-    })
-    .applied_objects();
     // The sweeper's requests to compare objects with a fresh view of their application.
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel(1024);
     if ctx.settings.sync_strategy == SyncStrategy::PerApplication {

@@ -322,23 +322,13 @@ impl Operations {
         scope: Option<&str>,
         api: kube::Api<K>,
         ready_reason: fn(&K) -> Option<String>,
-        mut tap: impl FnMut(&watcher::Event<K>) + Send + 'static,
+        tap: impl FnMut(&watcher::Event<K>) + Send + 'static,
     ) -> Controller<K>
     where
         K: Watched,
     {
-        let (store, writer) = reflector::store();
-        let synced = self
-            .readiness
-            .cache(format!("{kind} in {}", scope.unwrap_or("all namespaces")));
-        let stream = reflector::reflector(writer, watch(api))
-            .inspect_ok(move |event| {
-                tap(event);
-                if matches!(event, watcher::Event::InitDone) {
-                    synced.mark();
-                }
-            })
-            .applied_objects();
+        let label = format!("{kind} in {}", scope.unwrap_or("all namespaces"));
+        let (store, stream) = self.cache(label, api, tap);
         self.metrics.register_kind(kind);
         let counted = store.clone();
         self.metrics.count_conditions(kind, move || {
@@ -350,6 +340,31 @@ impl Operations {
             counts
         });
         Controller::for_stream(stream, store)
+    }
+
+    /// A cache of what `api` covers, watched as every watch of the operator is ([`watch`]), and
+    /// the stream of the objects it applies. `/readyz` waits for its first sync (named `label`);
+    /// `tap` sees every watch event once the cache has applied it.
+    pub fn cache<K: Watched>(
+        &self,
+        label: String,
+        api: kube::Api<K>,
+        mut tap: impl FnMut(&watcher::Event<K>) + Send + 'static,
+    ) -> (
+        reflector::Store<K>,
+        impl futures::Stream<Item = watcher::Result<K>> + Send + 'static,
+    ) {
+        let (store, writer) = reflector::store();
+        let synced = self.readiness.cache(label);
+        let stream = reflector::reflector(writer, watch(api))
+            .inspect_ok(move |event| {
+                tap(event);
+                if matches!(event, watcher::Event::InitDone) {
+                    synced.mark();
+                }
+            })
+            .applied_objects();
+        (store, stream)
     }
 
     /// Runs `reconcile(obj, ctx)` if this replica is leader: in a span naming the object, counted
