@@ -8,14 +8,21 @@
 # Check it starts:              docker run --rm losant-operator:dev --help
 #                               docker run --rm losant-operator:dev crds
 #
-# No container runtime exists where this repository is developed, so the image build itself is
-# unverified there; see the README ("Container image") for what is and is not checked.
+# Both base images are build arguments; their defaults are the real upstream images. Where this
+# repository is developed no container registry is reachable, so the upstream bases are not pulled
+# there: scripts/build-image.sh builds this same Dockerfile (both stages, the real cargo build) on
+# local stand-in bases assembled from Debian bookworm packages (BUILDER_IMAGE: Debian's Rust with
+# rust:*-bookworm's CARGO_HOME and PATH; RUNTIME_IMAGE: the files of distroless/cc-debian12:nonroot)
+# and checks the image (runs read-only as 65532, prints the CRDs, no shell, CA bundle present).
 
 # The toolchain the repository is tested with (Cargo.toml's rust-version is the minimum).
 ARG RUST_VERSION=1.95
+# The build stage needs cargo and a C toolchain (ring), with CARGO_HOME=/usr/local/cargo.
+ARG BUILDER_IMAGE=docker.io/library/rust:${RUST_VERSION}-bookworm
+# The runtime needs glibc, libgcc_s, the CA bundle and a user 65532; no shell.
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
-FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
 # Dependencies first, against stub sources: editing src/ then reuses this (slow) layer.
 COPY Cargo.toml Cargo.lock ./
