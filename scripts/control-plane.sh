@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Starts and stops a real Kubernetes control plane (etcd, kube-apiserver and
-# kube-controller-manager v1.20.2) on 127.0.0.1 for the end-to-end tests. The binaries come from
-# scripts/build-control-plane.sh, which builds them from Debian's sources once and caches them.
+# kube-controller-manager v1.20.2) on 127.0.0.1 for the end-to-end tests, and optionally two
+# nodes that run pods (kube-scheduler, and a kubelet with its own dockerd on 127.0.0.1 and on
+# 127.0.0.2; see scripts/lib/node.sh). The binaries come from scripts/build-control-plane.sh and
+# scripts/build-node.sh, which build them from Debian's sources once and cache them.
 #
-# Usage: scripts/control-plane.sh up|down|env|status
-#   up      start everything (or reuse a running instance) and print `export KUBECONFIG=...`
-#   down    stop the processes this script started (by recorded pid) and drop etcd's data
+# Usage: scripts/control-plane.sh up [--node]|down|env|status|load-image IMAGE...
+#   up      start everything (or reuse a running instance) and print `export KUBECONFIG=...`;
+#           with --node, also the scheduler and the nodes (the API server then runs the Node
+#           authorizer, NodeRestriction and ServiceAccount admission, and an audit log in
+#           logs/audit.log), waiting until both nodes are Ready
+#   down    stop the processes this script started (by recorded pid), drop etcd's data, and undo
+#           every host change the nodes made (containers, mounts, cgroups, sysctls, paths)
 #   env     print the `export KUBECONFIG=...` line
-#   status  exit 0 if the control plane is up and ready, 1 otherwise
+#   status  exit 0 if the control plane (and its nodes, if it has them) is up, 1 otherwise
+#   load-image IMAGE...  copy images from the default Docker daemon into every node's
 #
 # Environment:
 #   LOSANT_CP_DIR     state directory (PKI, pids, logs, kubeconfig); default /tmp/losant-operator-cp
@@ -15,6 +22,7 @@
 #                     kube-controller-manager serves no port at all.
 #   LOSANT_CP_NO_KCM  set to 1 to skip kube-controller-manager (then namespaces never finish
 #                     deleting and owner references are not garbage-collected)
+#                     kubelets listen on PORT+12..PORT+15 of their own 127.0.0.x.
 #
 # Everything listens on loopback only; nothing here ever talks to another host.
 set -euo pipefail
@@ -28,6 +36,8 @@ kubeconfig=$dir/kubeconfig
 # Components in stop order: the controller manager first, so it never sees the apiserver vanish
 # under it and spams its log; etcd last, since the apiserver needs it to shut down cleanly.
 components=(kcm apiserver etcd)
+# shellcheck source=scripts/lib/node.sh
+source "$repo/scripts/lib/node.sh"
 
 log() { echo "control-plane: $*" >&2; }
 
@@ -62,6 +72,10 @@ live_pid() {
     kcm) expected=kube-controller-manager ;;
     apiserver) expected=kube-apiserver ;;
     etcd) expected=etcd ;;
+    scheduler) expected=kube-scheduler ;;
+    node*-docker) expected=dockerd ;;
+    node*-kubelet) expected=kubelet ;;
+    *) return 1 ;;
   esac
   local cmdline
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
@@ -83,21 +97,39 @@ is_up() {
   [[ -f $dir/pki/tokens.csv && -f $kubeconfig ]] || return 1
   live_pid etcd >/dev/null && live_pid apiserver >/dev/null || return 1
   if want_kcm; then live_pid kcm >/dev/null || return 1; fi
+  if node_wanted; then
+    live_pid scheduler >/dev/null || return 1
+    local n
+    for n in $(seq 1 $node_count); do
+      live_pid "node$n-docker" >/dev/null && live_pid "node$n-kubelet" >/dev/null || return 1
+    done
+  fi
   api_get /readyz
 }
 
+# Stops one component: SIGTERM, up to 15 s, then SIGKILL.
+stop_component() {
+  local name=$1 pid
+  if pid=$(live_pid "$name"); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/$name.pid"
+}
+
 stop_all() {
-  local name pid
+  local name
+  # Nodes first (their pods' containers with them), while the API server still answers.
+  if node_wanted || compgen -G "$dir/node*" >/dev/null; then
+    nodes_down
+  fi
+  rm -f "$dir/node-mode"
   for name in "${components[@]}"; do
-    if pid=$(live_pid "$name"); then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-      done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$dir/$name.pid"
+    stop_component "$name"
   done
   rm -rf "$dir/etcd-data"
 }
@@ -177,7 +209,7 @@ spawn() {
 
 fail() {
   log "$1"
-  for f in apiserver etcd kcm; do
+  for f in apiserver etcd kcm scheduler node1-docker node1-kubelet node2-docker node2-kubelet; do
     if [[ -s $dir/logs/$f.log ]]; then
       echo "---- last lines of $dir/logs/$f.log" >&2
       tail -n 30 "$dir/logs/$f.log" >&2
@@ -188,7 +220,13 @@ fail() {
 }
 
 up() {
+  local with_node=
+  [[ ${1:-} == --node ]] && with_node=1
   if is_up; then
+    if [[ -n $with_node ]] && ! node_wanted; then
+      log "running without nodes; run '$0 down' first, then '$0 up --node'"
+      exit 1
+    fi
     export_line
     return 0
   fi
@@ -211,6 +249,23 @@ up() {
   mkdir -p "$dir/logs"
   make_pki
   write_kubeconfig
+  local node_flags=(--authorization-mode=RBAC --disable-admission-plugins=ServiceAccount)
+  local kcm_controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-attachdetach,-persistentvolume-binder,-ttl,-csrsigning'
+  if [[ -n $with_node ]]; then
+    touch "$dir/node-mode"
+    make_node_pki
+    # Pods get their ServiceAccount token mounted (ServiceAccount admission), kubelets are
+    # confined to their own node (Node authorizer, NodeRestriction), and every request is
+    # audited at Metadata level, so tests can say who did what.
+    printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n' >"$dir/audit-policy.yaml"
+    node_flags=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+      --kubelet-client-certificate="$dir/pki/apiserver-kubelet-client.crt"
+      --kubelet-client-key="$dir/pki/apiserver-kubelet-client.key"
+      --kubelet-preferred-address-types=InternalIP,Hostname
+      --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log"
+      --audit-log-maxsize=200)
+    kcm_controllers='*,-nodeipam,-cloud-node-lifecycle,-attachdetach,-persistentvolume-binder,-ttl,-csrsigning'
+  fi
 
   spawn etcd "$bin/etcd" --name losant-operator-test --data-dir "$dir/etcd-data" --unsafe-no-fsync \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
@@ -219,21 +274,21 @@ up() {
     --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "losant-operator-test=http://127.0.0.1:$etcd_peer_port"
 
-  # ServiceAccount admission is off so Pods can be created before the token controller has made
-  # the default ServiceAccount. The service CIDR is never routed: nothing connects to it.
+  # Without nodes, ServiceAccount admission is off so Pods can be created before the token
+  # controller has made the default ServiceAccount. The service CIDR is never routed: nothing
+  # connects to it.
   spawn apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
     --secure-port="$port" --insecure-port=0 \
     --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
     --client-ca-file="$dir/pki/ca.crt" --token-auth-file="$dir/pki/tokens.csv" \
-    --authorization-mode=RBAC \
+    "${node_flags[@]}" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$dir/pki/sa.pub" \
     --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-cluster-ip-range=10.96.0.0/16 \
-    --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount
+    --allow-privileged=true
 
   # The `default` namespace appears about a second after /readyz; clients that create objects
   # right away need it, so wait for both.
@@ -258,7 +313,7 @@ up() {
       --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
       --use-service-account-credentials=false --leader-elect=false \
       --secure-port=0 --port=0 \
-      --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-attachdetach,-persistentvolume-binder,-ttl,-csrsigning'
+      --controllers="$kcm_controllers"
     # The `default` ServiceAccount is made by one of its controllers: once it exists, the
     # controllers are running.
     ready=
@@ -272,12 +327,18 @@ up() {
     done
     [[ -n $ready ]] || fail "kube-controller-manager's controllers not running after 60 s"
   fi
+  [[ -n $with_node ]] && nodes_up
   log "up: apiserver https://127.0.0.1:$port, logs in $dir/logs"
   export_line
 }
 
 case ${1:-} in
-  up) up ;;
+  up) up "${2:-}" ;;
+  load-image)
+    shift
+    load_images "$@"
+    ;;
+  _dockerd) node_dockerd_exec "$2" ;;
   down)
     stop_all
     log "down"
@@ -292,7 +353,7 @@ case ${1:-} in
     fi
     ;;
   *)
-    echo "usage: $0 up|down|env|status" >&2
+    echo "usage: $0 up [--node]|down|env|status|load-image IMAGE..." >&2
     exit 2
     ;;
 esac

@@ -21,8 +21,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 # End-to-end tests run against a real control plane on 127.0.0.1 (built once, then cached).
-# LOSANT_E2E_SKIP=1 leaves it out and those tests report themselves skipped. One that is
-# already running (e.g. a developer's) is used and left running.
+# LOSANT_E2E_SKIP=1 leaves it out (and the node tier) and those tests report themselves
+# skipped. One that is already running (e.g. a developer's) is used and left running.
 if [[ "${LOSANT_E2E_SKIP:-}" != 1 ]]; then
   echo "== control plane"
   if ! scripts/control-plane.sh status 2>/dev/null; then
@@ -61,5 +61,9 @@ if [[ "${LOSANT_E2E:-}" == 1 ]]; then
   # a timed test; the figures are in bench/).
   echo "== benchmark smoke"
   scripts/bench.sh --smoke || status=$?
+  # The chart as users install it: the image built from the Dockerfile, on two real kubelet
+  # nodes, in a network namespace where any packet off loopback fails the tier.
+  echo "== node tier"
+  scripts/node-tier.sh || status=$?
 fi
 exit "$status"

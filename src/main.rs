@@ -92,11 +92,13 @@ struct RunArgs {
     #[arg(long, default_value = "info")]
     log_level: String,
     /// Address of /metrics, /healthz and /readyz (port 0: any free port; the bound address is
-    /// logged as `metrics server listening on ADDR`).
+    /// logged as `metrics server listening on ADDR`). An IPv6 address may be given without
+    /// brackets (`fd00::1:8080`), as a pod IP substituted into `$(POD_IP):8080` is.
     #[arg(
         long,
         default_value = "0.0.0.0:8080",
-        env = "LOSANT_OPERATOR_METRICS_ADDR"
+        env = "LOSANT_OPERATOR_METRICS_ADDR",
+        value_parser = parse_listen_addr
     )]
     metrics_addr: SocketAddr,
     /// Elect a leader among replicas with a coordination.k8s.io Lease; only the leader
@@ -155,6 +157,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} must be positive"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `IP:PORT`, `[IPv6]:PORT`, or an unbracketed IPv6 address whose last `:` starts the port.
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let invalid = || format!("{text:?} is not an address like 0.0.0.0:8080 or [::]:8080");
+    let (ip, port) = text.rsplit_once(':').ok_or_else(invalid)?;
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| invalid())?;
+    let port: u16 = port.parse().map_err(|_| invalid())?;
+    Ok(SocketAddr::from((ip, port)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -242,6 +256,18 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn listen_addresses_parse_with_or_without_brackets() {
+        let v4: SocketAddr = "127.0.0.2:8080".parse().unwrap();
+        assert_eq!(parse_listen_addr("127.0.0.2:8080"), Ok(v4));
+        let v6: SocketAddr = "[fd00::1]:8080".parse().unwrap();
+        assert_eq!(parse_listen_addr("[fd00::1]:8080"), Ok(v6));
+        assert_eq!(parse_listen_addr("fd00::1:8080"), Ok(v6));
+        assert!(parse_listen_addr(":8080").is_err());
+        assert!(parse_listen_addr("127.0.0.2").is_err());
+        assert!(parse_listen_addr("fd00::1:99999").is_err());
     }
 
     #[test]

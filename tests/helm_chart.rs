@@ -407,6 +407,77 @@ fn toggles_render_what_they_promise() {
     assert!(of_kind(&defaults, "NetworkPolicy").is_empty());
 }
 
+/// `hostNetwork`: the pod joins the node's network, binds its metrics server to the pod's IP
+/// (from the downward API) instead of 0.0.0.0, follows cluster DNS, and is replaced one at a
+/// time with no surge pod; off (the default), none of that is rendered. Probe timing is a value.
+#[test]
+fn host_network_and_probes_render_what_they_promise() {
+    let helm = require_helm!();
+    let deployment = |values: &[&str]| {
+        let objects = render(&helm, "rel", NS, NEW, values);
+        object(&objects, "Deployment", "rel-losant-operator").clone()
+    };
+    let env_names = |container: &Value| -> Vec<String> {
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+
+    let default = deployment(&[]);
+    let pod = &default["spec"]["template"]["spec"];
+    assert!(pod["hostNetwork"].is_null() && pod["dnsPolicy"].is_null());
+    assert!(default["spec"]["strategy"].is_null(), "Kubernetes' default");
+    let container = &pod["containers"][0];
+    assert!(args(container).contains(&"--metrics-addr=0.0.0.0:8080".to_owned()));
+    assert!(!env_names(container).contains(&"POD_IP".to_owned()));
+    for (probe, period) in [("livenessProbe", 10), ("readinessProbe", 5)] {
+        assert_eq!(container[probe]["timeoutSeconds"], 5, "{probe}");
+        assert_eq!(container[probe]["periodSeconds"], period, "{probe}");
+        assert_eq!(container[probe]["failureThreshold"], 3, "{probe}");
+    }
+
+    let host = deployment(&[
+        "--set",
+        "hostNetwork=true",
+        "--set",
+        "metrics.port=9090",
+        "--set",
+        "probes.readiness.timeoutSeconds=9",
+    ]);
+    let pod = &host["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(
+        host["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+    );
+    let container = &pod["containers"][0];
+    assert!(args(container).contains(&"--metrics-addr=$(POD_IP):9090".to_owned()));
+    let pod_ip = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "POD_IP")
+        .expect("POD_IP is set");
+    assert_eq!(pod_ip["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+    assert_eq!(container["readinessProbe"]["timeoutSeconds"], 9);
+
+    let explicit = deployment(&[
+        "--set",
+        "hostNetwork=true",
+        "--set",
+        "strategy.type=Recreate",
+    ]);
+    assert_eq!(
+        explicit["spec"]["strategy"],
+        json!({"type": "Recreate"}),
+        "an explicit strategy wins"
+    );
+}
+
 #[test]
 fn templated_crds_are_the_generated_crds_and_are_kept() {
     let helm = require_helm!();
