@@ -116,6 +116,19 @@ parse_args() {
 
 # ---- the daemon --------------------------------------------------------------------------------
 
+# Debian's Docker and debootstrap, when missing (as on a fresh machine).
+ensure_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io containerd runc iptables)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  ((${#missing[@]})) || return 0
+  ((EUID == 0)) || die "${missing[*]} missing, and installing them needs root"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+    { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; }
+}
+
 ensure_dockerd() {
   "$docker" info >/dev/null 2>&1 && return 0
   command -v dockerd >/dev/null || die "no Docker daemon is reachable and dockerd is not installed"
@@ -413,6 +426,7 @@ report_size() {
 
 main() {
   parse_args "$@"
+  ensure_packages
   ensure_dockerd
   local start=$SECONDS
   if ! $upstream; then
