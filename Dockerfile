@@ -4,7 +4,7 @@
 # non-root user on distroless/cc (glibc and libgcc for the binary, CA certificates for TLS to
 # Losant, nothing else: no shell, no package manager).
 #
-# Build (the command CI runs):  docker build -t losant-operator:dev .
+# Build:                        docker build -t losant-operator:dev .   (CI: scripts/build-image.sh)
 # Check it starts:              docker run --rm losant-operator:dev --help
 #                               docker run --rm losant-operator:dev crds
 #

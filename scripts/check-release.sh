@@ -2,8 +2,8 @@
 # Builds the release binary with the exact command the Dockerfile runs, then checks that binary:
 # `--help` and `crds` work without a cluster (and print the committed CRDs), and it reaches an
 # emulator over TLS trusting the system roots plus the emulator's CA (from a LosantApplication's
-# caBundleSecretRef) against the local control plane. The image itself is not built: no
-# container runtime exists here (see the README, "Container image").
+# caBundleSecretRef) against the local control plane. The image itself is built and run by
+# scripts/build-image.sh and the node tier (scripts/node-tier.sh).
 #
 # Needs KUBECONFIG and LOSANT_E2E=1 for the TLS check (scripts/test.sh sets them).
 set -euo pipefail

@@ -2,7 +2,8 @@
 //! by `kubectl apply --dry-run=server` (CRDs first), kinds that server is too old for checked by
 //! `kubernetes-validate` against a current Kubernetes, and `helm install` / `helm uninstall` of
 //! the chart in namespaced mode, with the operator then run under exactly the RBAC the chart
-//! granted (impersonating its ServiceAccount: the local cluster has no kubelet to run the pods).
+//! granted (impersonating its ServiceAccount: this cluster has no nodes; `tests/helm_node.rs`
+//! runs the chart's real pods on real nodes).
 
 mod e2e_support;
 mod helm_support;
