@@ -21,6 +21,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use losant_operator::crd::{Integration, LosantApplication};
+use losant_operator::sync::conditions;
+use losant_operator::sync::reason::{ConditionStatus, ConditionType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -909,10 +911,11 @@ async fn verify(
         let page = integrations.list(&params).await?;
         for object in &page.items {
             let status = object.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = conditions::has(
+                &status.conditions,
+                ConditionType::Ready,
+                ConditionStatus::True,
+            );
             match (ready, status.application_id, status.integration_id) {
                 (true, Some(app), Some(id)) => {
                     ids.insert(

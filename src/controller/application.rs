@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -19,6 +18,7 @@ use super::{clients, in_use, status};
 use crate::crd::{LosantApplication, LosantApplicationStatus};
 use crate::losant::ListQuery;
 use crate::sync::conditions::{self, Health};
+use crate::sync::reason::Reason;
 
 /// The controller's entry point for a `LosantApplication`.
 pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -33,8 +33,7 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
     // against Losant only when something it depends on changed or the re-check is due.
     let fingerprint = fingerprint(&app, &namespace, &ctx).await?;
     let ready = app.status.as_ref().is_some_and(|s| {
-        s.observed_generation == app.metadata.generation
-            && conditions::ready_condition(&s.conditions).is_some_and(|c| c.status == "True")
+        s.observed_generation == app.metadata.generation && conditions::is_ready(&s.conditions)
     });
     let uid = app.uid().unwrap_or_default();
     let result = if ready && ctx.verified_recently(&uid, &fingerprint) {
@@ -55,7 +54,7 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
             );
             (
                 Health::Ready {
-                    reason: "Verified",
+                    reason: Reason::Verified,
                     message,
                 },
                 Action::requeue(ctx.settings.application_recheck_interval),
@@ -72,14 +71,13 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
         }
     };
     let previous = app.status.clone().unwrap_or_default();
-    let now = Time(Timestamp::now());
     let next = LosantApplicationStatus {
         observed_generation: app.metadata.generation,
         conditions: conditions::conditions(
             &health,
             app.metadata.generation,
             &previous.conditions,
-            &now,
+            Timestamp::now(),
         ),
     };
     let before = conditions::ready_condition(&previous.conditions)
@@ -95,7 +93,7 @@ pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result
         ctx.event(
             &app.object_ref(&()),
             type_,
-            health.reason(),
+            health.reason().as_str(),
             "Verify",
             health.message().to_owned(),
         )
@@ -134,7 +132,7 @@ async fn verify(
         {
             Ok(_) => Ok(()),
             Err(error) if error.is_not_found() => Err(Failure::permanent(
-                "ApplicationNotFound",
+                Reason::ApplicationNotFound,
                 format!(
                     "Losant says application {} does not exist (or the token cannot see it)",
                     app.spec.application_id

@@ -23,6 +23,7 @@ use crate::crd::LosantApplication;
 use crate::losant::{
     self, ClientBuilder, LimiterRegistry, RateLimits, RequestObserver, SecretString,
 };
+use crate::sync::reason::Reason;
 
 /// Which API hosts the operator may talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +125,7 @@ impl LosantClients {
         own: Option<(&str, RateLimits)>,
     ) -> Result<losant::Client, Failure> {
         if let Some(reason) = self.policy.refuse(api_url) {
-            return Err(Failure::permanent("ApiHostNotAllowed", reason));
+            return Err(Failure::permanent(Reason::ApiHostNotAllowed, reason));
         }
         let ca_digest: [u8; 32] = Sha256::digest(extra_ca.unwrap_or_default()).into();
         let key = (
@@ -160,7 +161,9 @@ impl LosantClients {
             builder = builder.observer(Arc::clone(observer));
         }
         let client = builder.build().map_err(|e| match e {
-            losant::Error::Config { reason } => Failure::permanent("InvalidClientConfig", reason),
+            losant::Error::Config { reason } => {
+                Failure::permanent(Reason::InvalidClientConfig, reason)
+            }
             other => Failure::losant(LosantCall::SetUp, &other),
         })?;
         // Rotated tokens leave stale entries; a bound keeps the cache from growing without end.
@@ -222,7 +225,7 @@ async fn build_for_application(
     let api_url = app.spec.api_url.trim_end_matches('/');
     // Refuse before reading anything: a disallowed host gets nothing, not even a lookup.
     if let Some(reason) = ctx.losant.policy.refuse(api_url) {
-        return Ok(Err(Failure::permanent("ApiHostNotAllowed", reason)));
+        return Ok(Err(Failure::permanent(Reason::ApiHostNotAllowed, reason)));
     }
     let token = match secrets::resolve_one(&secret_api, &app.spec.token_secret_ref).await? {
         Ok((token, _)) => token,

@@ -34,10 +34,12 @@ use kube::{Api, ResourceExt};
 pub use context::{Context, Settings, SyncStrategy};
 pub use error::Error;
 
-use crate::crd::{Integration, LosantApplication, condition};
+use crate::crd::{Integration, LosantApplication};
 use crate::ops::Operations;
 use crate::ops::lean::SpecAndStatus;
+use crate::sync::conditions;
 use crate::sync::desired::secret_refs;
+use crate::sync::reason::{ConditionStatus, ConditionType};
 
 /// Runs the controllers until a termination signal, always reconciling (no leader election)
 /// and without an operations server. `namespaces` empty means all namespaces.
@@ -346,18 +348,16 @@ pub fn is_ready(app: &LosantApplication) -> bool {
         return false;
     };
     status.observed_generation == app.metadata.generation
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == condition::READY && c.status == "True")
+        && conditions::has(
+            &status.conditions,
+            ConditionType::Ready,
+            ConditionStatus::True,
+        )
 }
 
-/// The reason of the `Ready` condition among `conditions`, for the objects-by-reason gauge.
-fn ready_reason(conditions: Option<&[crate::crd::Condition]>) -> Option<String> {
-    conditions?
-        .iter()
-        .find(|c| c.type_ == condition::READY)
-        .map(|c| c.reason.to_string())
+/// The reason of the `Ready` condition in `list`, for the objects-by-reason gauge.
+fn ready_reason(list: Option<&[crate::crd::Condition]>) -> Option<String> {
+    conditions::ready_condition(list?).map(|c| c.reason.to_string())
 }
 
 /// The applications whose token or CA bundle is the Secret `secret`.

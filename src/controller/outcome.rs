@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::losant;
 use crate::sync::conditions::Health;
+use crate::sync::reason::{Reason, Requeue};
 
 /// Why a reconcile could not finish. The message never holds a secret value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub enum Failure {
     /// Will likely pass on a later try; retry with backoff (or after `retry_after`).
     Transient {
         /// Condition reason.
-        reason: &'static str,
+        reason: Reason,
         /// For humans.
         message: String,
         /// Server-requested wait.
@@ -21,7 +22,7 @@ pub enum Failure {
     /// Needs a change (spec, Secret, permissions, remote) before it can pass.
     Permanent {
         /// Condition reason.
-        reason: &'static str,
+        reason: Reason,
         /// For humans.
         message: String,
     },
@@ -29,7 +30,7 @@ pub enum Failure {
 
 impl Failure {
     /// A permanent failure.
-    pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn permanent(reason: Reason, message: impl Into<String>) -> Self {
         Failure::Permanent {
             reason,
             message: message.into(),
@@ -37,11 +38,18 @@ impl Failure {
     }
 
     /// A transient failure.
-    pub fn transient(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn transient(reason: Reason, message: impl Into<String>) -> Self {
         Failure::Transient {
             reason,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    /// The reason.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Failure::Transient { reason, .. } | Failure::Permanent { reason, .. } => *reason,
         }
     }
 
@@ -51,11 +59,11 @@ impl Failure {
             Failure::Transient {
                 reason, message, ..
             } => Health::Progressing {
-                reason,
+                reason: *reason,
                 message: message.clone(),
             },
             Failure::Permanent { reason, message } => Health::Stalled {
-                reason,
+                reason: *reason,
                 message: message.clone(),
             },
         }
@@ -69,7 +77,7 @@ impl Failure {
             && let Some(scope) = call.scope()
         {
             return Failure::Permanent {
-                reason: "InsufficientScope",
+                reason: Reason::InsufficientScope,
                 message: format!(
                     "the API token may not {}: it needs the {scope} scope (or integrations.*/integration.*, or all.Application)",
                     call.describe()
@@ -78,20 +86,53 @@ impl Failure {
         }
         if error.is_transient() {
             return Failure::Transient {
-                reason: "LosantUnavailable",
+                reason: Reason::LosantUnavailable,
                 message,
                 retry_after: error.retry_after(),
             };
         }
         let reason = match error.status() {
-            Some(401) => "Unauthorized",
-            Some(403) => "Forbidden",
-            Some(404) => "NotFound",
-            Some(400) => "LosantRejected",
-            Some(_) => "LosantError",
-            None => "LosantClientError",
+            Some(401) => Reason::Unauthorized,
+            Some(403) => Reason::Forbidden,
+            Some(404) => Reason::NotFound,
+            Some(400) => Reason::LosantRejected,
+            Some(_) => Reason::LosantError,
+            None => Reason::LosantClientError,
         };
         Failure::Permanent { reason, message }
+    }
+}
+
+/// When to reconcile again after a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequeueChoice {
+    /// After exactly this long.
+    After(Duration),
+    /// On the object's growing backoff, or after Losant's Retry-After when it gave one.
+    Backoff(Option<Duration>),
+    /// At the stalled re-check interval.
+    StalledRecheck,
+}
+
+/// How soon a failure that may clear at any time ([`Requeue::Soon`]) is looked at again.
+pub const SOON: Duration = Duration::from_secs(30);
+
+/// When to look again after `failure`: its kind, refined by its reason's [`Requeue`] class.
+pub fn requeue(failure: &Failure) -> RequeueChoice {
+    match (failure, failure.reason().requeue()) {
+        // Waiting for a pending create is not a failure: look again when asked, not on a
+        // growing backoff.
+        (
+            Failure::Transient {
+                retry_after: Some(wait),
+                ..
+            },
+            Requeue::AsAsked,
+        ) => RequeueChoice::After(*wait),
+        (Failure::Transient { retry_after, .. }, _) => RequeueChoice::Backoff(*retry_after),
+        // A rival may go away at any time; look again soon.
+        (Failure::Permanent { .. }, Requeue::Soon) => RequeueChoice::After(SOON),
+        (Failure::Permanent { .. }, _) => RequeueChoice::StalledRecheck,
     }
 }
 
@@ -152,4 +193,70 @@ pub fn describe(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transient(reason: Reason, retry_after: Option<Duration>) -> Failure {
+        Failure::Transient {
+            reason,
+            message: String::new(),
+            retry_after,
+        }
+    }
+
+    /// Every reason, transient (with and without a wait) and permanent.
+    #[test]
+    fn every_reason_is_requeued_as_before() {
+        let wait = Some(Duration::from_secs(3));
+        for &reason in Reason::ALL {
+            let as_asked = reason == Reason::CreatePending;
+            let soon = reason == Reason::ConflictingOwner;
+            let table = [
+                (
+                    transient(reason, wait),
+                    if as_asked {
+                        RequeueChoice::After(Duration::from_secs(3))
+                    } else {
+                        RequeueChoice::Backoff(wait)
+                    },
+                ),
+                (transient(reason, None), RequeueChoice::Backoff(None)),
+                (
+                    Failure::permanent(reason, "m"),
+                    if soon {
+                        RequeueChoice::After(Duration::from_secs(30))
+                    } else {
+                        RequeueChoice::StalledRecheck
+                    },
+                ),
+            ];
+            for (failure, expected) in table {
+                assert_eq!(requeue(&failure), expected, "{failure:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn losant_errors_keep_their_reasons() {
+        let status = |code: u16| losant::Error::Api {
+            status: code,
+            kind: "Error".into(),
+            message: "m".into(),
+            retry_after: None,
+        };
+        let reason = |call, code| Failure::losant(call, &status(code)).reason();
+        assert_eq!(reason(LosantCall::Create, 403), Reason::InsufficientScope);
+        assert_eq!(reason(LosantCall::SetUp, 403), Reason::Forbidden);
+        assert_eq!(reason(LosantCall::Get, 401), Reason::Unauthorized);
+        assert_eq!(reason(LosantCall::Get, 404), Reason::NotFound);
+        assert_eq!(reason(LosantCall::Patch, 400), Reason::LosantRejected);
+        assert_eq!(reason(LosantCall::Patch, 409), Reason::LosantError);
+        assert_eq!(reason(LosantCall::List, 503), Reason::LosantUnavailable);
+        let bad_id = losant::Error::InvalidArgument { reason: "x".into() };
+        let failure = Failure::losant(LosantCall::Get, &bad_id);
+        assert_eq!(failure.reason(), Reason::LosantClientError);
+    }
 }

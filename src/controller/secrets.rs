@@ -14,6 +14,7 @@ use super::outcome::Failure;
 use crate::crd::SecretKeyRef;
 use crate::losant::SecretString;
 use crate::sync::desired::SecretValues;
+use crate::sync::reason::Reason;
 
 /// The resolved values and the `resourceVersion` of each Secret they came from.
 #[derive(Debug, Default)]
@@ -38,7 +39,7 @@ pub async fn resolve(
             .map_err(Error::kube("read a referenced Secret"))?
         else {
             return Ok(Err(Failure::permanent(
-                "SecretNotFound",
+                Reason::SecretNotFound,
                 format!("Secret {name:?} does not exist in this namespace"),
             )));
         };
@@ -57,7 +58,7 @@ pub async fn resolve(
                 }
                 Some(Err(_)) => {
                     return Ok(Err(Failure::permanent(
-                        "SecretKeyInvalid",
+                        Reason::SecretKeyInvalid,
                         format!(
                             "key {:?} of Secret {name:?} is not UTF-8 text",
                             reference.key
@@ -66,7 +67,7 @@ pub async fn resolve(
                 }
                 None => {
                     return Ok(Err(Failure::permanent(
-                        "SecretKeyNotFound",
+                        Reason::SecretKeyNotFound,
                         format!("Secret {name:?} has no key {:?}", reference.key),
                     )));
                 }

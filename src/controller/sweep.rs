@@ -23,6 +23,8 @@ use super::context::Context;
 use super::{clients, is_ready};
 use crate::crd::{Integration, LosantApplication};
 use crate::ops::Leadership;
+use crate::sync::conditions;
+use crate::sync::reason::{ConditionStatus, ConditionType};
 
 /// Runs [`run`], and runs it again should it ever fail: objects in sync have no timer of their
 /// own, so without sweeps nothing would look at them again.
@@ -153,7 +155,7 @@ pub async fn sweep_once(
                     tracing::debug!(
                         namespace,
                         application = name,
-                        reason = failure.health().reason(),
+                        reason = failure.reason().as_str(),
                         "sweep: no client for the application; its objects wait"
                     );
                     swept.failed += 1;
@@ -208,10 +210,11 @@ fn may_be_out_of_sync(object: &Integration, changed: Option<&HashSet<String>>) -
     let Some(status) = &object.status else {
         return true;
     };
-    let ready = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == crate::crd::condition::READY && c.status == "True");
+    let ready = conditions::has(
+        &status.conditions,
+        ConditionType::Ready,
+        ConditionStatus::True,
+    );
     let current = status.observed_generation == object.metadata.generation;
     match (&status.integration_id, changed) {
         (Some(id), Some(changed)) if ready && current => changed.contains(id),

@@ -31,16 +31,6 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-/// Condition types and reasons used in status.
-pub mod condition {
-    /// The object is in the state its spec asks for.
-    pub const READY: &str = "Ready";
-    /// Work is in progress (kstatus, abnormal-true).
-    pub const RECONCILING: &str = "Reconciling";
-    /// Progress is blocked by an error that needs a change to fix (kstatus, abnormal-true).
-    pub const STALLED: &str = "Stalled";
-}
-
 /// A short string that repeats across objects (a condition's type, status and reason, an applied
 /// field's path, an API URL): every copy read shares one allocation. With 10,000 cached
 /// Integrations, a dozen such strings each would otherwise be a hundred thousand allocations.
@@ -160,7 +150,8 @@ impl JsonSchema for Word {
 }
 
 /// A status condition: Kubernetes' `metav1.Condition` on the wire and in the schema, with its
-/// repeating strings shared ([`Word`]).
+/// repeating strings shared ([`Word`]). Its type, status and reason are read as typed values
+/// with `crate::sync::conditions` (`is`, `reason_is`, `known_reason`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {

@@ -15,7 +15,7 @@ pub use application::{
     ApplicationRateLimit, DEFAULT_API_URL, LosantApplication, LosantApplicationSpec,
     LosantApplicationStatus,
 };
-pub use common::{Condition, LocalObjectRef, SecretKeyRef, Word, condition};
+pub use common::{Condition, LocalObjectRef, SecretKeyRef, Word};
 pub use config::{
     AzureEventHubSpec, GooglePubSubSpec, MqttProtocolSpec, MqttProtocolVersionSpec, MqttSpec,
     ParticleSpec, SqsSpec, WebsocketHeaderSpec, WebsocketSpec,

@@ -6,12 +6,14 @@
 //! - [`locate`]: a name lookup's matches → create, adopt, or refuse.
 //! - [`plan`]: desired vs. remote → create, patch (exact fields), nothing, or a named conflict.
 //! - [`conditions`]: an outcome → `Ready` / `Reconciling` / `Stalled`.
+//! - [`reason`]: condition reasons, types and statuses, typed.
 
 pub mod conditions;
 pub mod desired;
 pub mod locate;
 pub mod owners;
 pub mod plan;
+pub mod reason;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,6 @@
 //!   `DeletionBlocked` and why; switching `deletionPolicy` to `Orphan` lets it finish.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -24,6 +23,7 @@ use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplicati
 use crate::losant;
 use crate::sync::conditions::{self, Health};
 use crate::sync::locate;
+use crate::sync::reason::Reason;
 
 /// Deletes (or orphans) the remote, then lets the finalizer go.
 pub async fn cleanup(
@@ -60,21 +60,20 @@ pub async fn cleanup(
             };
             let health = match failure {
                 Failure::Permanent { message, .. } => Health::Stalled {
-                    reason: "DeletionBlocked",
+                    reason: Reason::DeletionBlocked,
                     message,
                 },
                 Failure::Transient { message, .. } => Health::Progressing {
-                    reason: "Deleting",
+                    reason: Reason::Deleting,
                     message,
                 },
             };
-            let now = Time(Timestamp::now());
             let mut next = previous.clone();
             next.conditions = conditions::conditions(
                 &health,
                 obj.metadata.generation,
                 &previous.conditions,
-                &now,
+                Timestamp::now(),
             );
             announce_failure(obj, &previous, &health, ctx).await;
             if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
@@ -205,7 +204,7 @@ async fn find_pending(
                 .map_err(Error::kube("read the LosantApplication"))?
             else {
                 return Err(Failure::permanent(
-                    "DeletionBlocked",
+                    Reason::DeletionBlocked,
                     "a create was pending, and the LosantApplication to look for it with is gone; set deletionPolicy: Orphan to let go",
                 )
                 .into());
@@ -225,11 +224,11 @@ async fn find_pending(
     match matches.as_slice() {
         [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
         [] if pending.age(Timestamp::now()) < ctx.settings.create_grace_period => {
-            Err(Failure::transient("Deleting", "a create may still show up in Losant's lists; waiting for it before letting go").into())
+            Err(Failure::transient(Reason::Deleting, "a create may still show up in Losant's lists; waiting for it before letting go").into())
         }
         [] => Ok(None),
         many => Err(Failure::permanent(
-            "DeletionBlocked",
+            Reason::DeletionBlocked,
             format!("a create was pending and {} integrations are named {name:?}; delete the right one in Losant, then set deletionPolicy: Orphan", many.len()),
         )
         .into()),
@@ -258,7 +257,7 @@ async fn client_for(
         .min_by_key(|a| a.name_any() != obj.spec.application_ref.name)
         .ok_or_else(|| {
             Failure::permanent(
-                "DeletionBlocked",
+                Reason::DeletionBlocked,
                 format!("no LosantApplication for application {application_id} is left in this namespace to delete the integration with; set deletionPolicy: Orphan to let go"),
             )
         })?;

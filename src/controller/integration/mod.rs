@@ -25,7 +25,7 @@ mod record;
 
 use super::context::Context;
 use super::error::Error;
-use super::outcome::{Failure, LosantCall};
+use super::outcome::{self, Failure, LosantCall, RequeueChoice};
 use super::snapshot::Seen;
 use super::{SyncStrategy, clients, owners, secrets, status};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
@@ -34,6 +34,7 @@ use crate::sync::conditions::{self, Health};
 use crate::sync::desired::{self, Desired};
 use crate::sync::locate::{self, Lookup};
 use crate::sync::plan::{self, LastApplied, Plan};
+use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
 
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
@@ -46,32 +47,21 @@ fn refused_recently(
     previous: &IntegrationStatus,
     ctx: &Context,
 ) -> Option<Failure> {
-    const REFUSALS: [&str; 4] = [
-        "InsufficientScope",
-        "LosantRejected",
-        "Forbidden",
-        "Unauthorized",
-    ];
     if previous.observed_generation != obj.metadata.generation {
         return None;
     }
-    let stalled = previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Stalled" && c.status == "True")?;
-    let reason = REFUSALS.into_iter().find(|r| stalled.reason == *r)?;
+    let stalled = conditions::find(
+        &previous.conditions,
+        ConditionType::Stalled,
+        ConditionStatus::True,
+    )?;
+    let reason = stalled.known_reason().filter(|r| r.is_refusal())?;
     let age = Timestamp::now()
         .duration_since(stalled.last_transition_time.0)
         .unsigned_abs();
     (age < ctx.settings.stalled_retry_interval)
         .then(|| Failure::permanent(reason, stalled.message.clone()))
 }
-
-/// Reason when an older object manages the same remote.
-const CONFLICTING_OWNER: &str = "ConflictingOwner";
-
-/// Reason while the `LosantApplication` has not been verified yet: a normal wait, not a failure.
-const WAITING_FOR_APPLICATION: &str = "WaitingForApplication";
 
 /// Why a reconcile stopped short: a condition to report, or a Kubernetes API failure.
 enum Stop {
@@ -212,7 +202,7 @@ async fn apply(
             }
             ctx.reset_backoff(&key(obj));
             let health = Health::Ready {
-                reason: "Synced",
+                reason: Reason::Synced,
                 message: format!("integration {} matches the spec", synced.remote.id),
             };
             announce_write(obj, &synced, ctx).await;
@@ -223,31 +213,23 @@ async fn apply(
             )
         }
         Err(Stop::Failed(failure)) => {
-            let action = match &failure {
-                // Waiting for a pending create is not a failure: look again when asked, not on
-                // a growing backoff.
-                Failure::Transient {
-                    reason,
-                    retry_after: Some(wait),
-                    ..
-                } if *reason == "CreatePending" => Action::requeue(*wait),
-                Failure::Transient { retry_after, .. } => {
-                    Action::requeue(ctx.backoff(&key(obj), *retry_after))
-                }
-                // A rival may go away at any time; look again soon.
-                Failure::Permanent { reason, .. } if *reason == CONFLICTING_OWNER => {
-                    Action::requeue(std::time::Duration::from_secs(30))
-                }
-                Failure::Permanent { .. } => Action::requeue(ctx.settings.stalled_retry_interval),
-            };
+            let action = Action::requeue(match outcome::requeue(&failure) {
+                RequeueChoice::After(wait) => wait,
+                RequeueChoice::Backoff(retry_after) => ctx.backoff(&key(obj), retry_after),
+                RequeueChoice::StalledRecheck => ctx.settings.stalled_retry_interval,
+            });
             (previous.clone(), failure.health(), action)
         }
         Err(Stop::Kube(error)) => return Err(error),
     };
     let mut next = next;
     next.observed_generation = obj.metadata.generation;
-    next.conditions =
-        conditions::conditions(&health, obj.metadata.generation, &previous.conditions, &now);
+    next.conditions = conditions::conditions(
+        &health,
+        obj.metadata.generation,
+        &previous.conditions,
+        now.0,
+    );
     announce_failure(obj, &previous, &health, ctx).await;
     if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
         ctx.metrics.status_written();
@@ -292,7 +274,7 @@ async fn sync(
     let refs = desired::secret_refs(&obj.spec);
     let resolved = secrets::resolve(&secret_api, &refs).await??;
     let desired = desired::desired(&obj.spec, obj.remote_name(), &resolved.values)
-        .map_err(|error| Failure::permanent("InvalidSpec", error.to_string()))?;
+        .map_err(|error| Failure::permanent(Reason::InvalidSpec, error.to_string()))?;
     let api_url = app.spec.api_url.trim_end_matches('/').to_owned();
     let application_id = app.spec.application_id.to_ascii_lowercase();
     let client = clients::for_application(&app, namespace, ctx).await??;
@@ -312,7 +294,7 @@ async fn sync(
     );
     if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, claims).await? {
         return Err(Failure::permanent(
-            CONFLICTING_OWNER,
+            Reason::ConflictingOwner,
             format!(
                 "Integration {} already manages {}; this object writes nothing while it does",
                 rival.object, rival.claim
@@ -328,8 +310,7 @@ async fn sync(
     if let Some(id) = &known_id {
         let unchanged = !secrets_changed
             && obj.metadata.generation == previous.observed_generation
-            && conditions::ready_condition(&previous.conditions)
-                .is_some_and(|c| c.status == "True");
+            && conditions::is_ready(&previous.conditions);
         let known = Known {
             id,
             name: &desired.name,
@@ -374,14 +355,14 @@ async fn sync(
                 Lookup::Take(remote, origin) => (Some(*remote), origin, None),
                 Lookup::Ambiguous { count } => {
                     return Err(Failure::permanent(
-                        "AmbiguousName",
+                        Reason::AmbiguousName,
                         format!("{count} integrations in application {application_id} are named {lookup_name:?}; rename or delete all but one"),
                     )
                     .into());
                 }
                 Lookup::AlreadyExists { id } => {
                     return Err(Failure::permanent(
-                        "AlreadyExists",
+                        Reason::AlreadyExists,
                         format!("integration {id} is already named {lookup_name:?} and adoptionPolicy is Never"),
                     )
                     .into());
@@ -444,23 +425,24 @@ async fn ready_application(
         // LosantApplication watch brings this object back as soon as it appears.
         .ok_or_else(|| {
             Failure::transient(
-                "ApplicationNotFound",
+                Reason::ApplicationNotFound,
                 format!("LosantApplication {name:?} does not exist in this namespace (yet)"),
             )
         })?;
     let status = app.status.clone().unwrap_or_default();
     let checked = status.observed_generation == app.metadata.generation;
     match conditions::ready_condition(&status.conditions) {
-        Some(ready) if checked && ready.status == "True" => Ok(app),
+        Some(ready) if checked && ready.is(ConditionType::Ready, ConditionStatus::True) => Ok(app),
         Some(ready)
             if checked
-                && status
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == "Stalled" && c.status == "True") =>
+                && conditions::has(
+                    &status.conditions,
+                    ConditionType::Stalled,
+                    ConditionStatus::True,
+                ) =>
         {
             Err(Failure::permanent(
-                "ApplicationNotReady",
+                Reason::ApplicationNotReady,
                 format!(
                     "LosantApplication {name:?} is not ready: {}: {}",
                     ready.reason, ready.message
@@ -469,7 +451,7 @@ async fn ready_application(
             .into())
         }
         _ => Err(Failure::transient(
-            WAITING_FOR_APPLICATION,
+            Reason::WaitingForApplication,
             format!("waiting for LosantApplication {name:?} to be verified"),
         )
         .into()),
@@ -553,7 +535,7 @@ async fn read_known(
             match client.list(application_id, &probe).await {
                 Ok(_) => Ok(None),
                 Err(error) if error.is_not_found() => Err(Failure::permanent(
-                    "ApplicationNotFound",
+                    Reason::ApplicationNotFound,
                     format!("Losant says application {application_id} does not exist"),
                 )
                 .into()),
@@ -644,7 +626,7 @@ fn wait_for_pending_create(pending: Option<&record::Pending>, ctx: &Context) -> 
     }
     let remaining = grace - waited;
     Err(Failure::Transient {
-        reason: "CreatePending",
+        reason: Reason::CreatePending,
         message: format!(
             "a create sent at {} is not visible in Losant's lists yet; waiting for it before creating again",
             pending.at
@@ -712,7 +694,7 @@ async fn execute(
         }
         Plan::Patch(patch) => {
             let Some(remote) = remote else {
-                return Err(Failure::transient("Retrying", "nothing to patch").into());
+                return Err(Failure::transient(Reason::Retrying, "nothing to patch").into());
             };
             let fields = patched_fields(&patch);
             let patched = client
@@ -732,10 +714,10 @@ async fn execute(
         }
         Plan::InSync => match remote {
             Some(remote) => Ok((remote, None)),
-            None => Err(Failure::transient("Retrying", "nothing remote to compare").into()),
+            None => Err(Failure::transient(Reason::Retrying, "nothing remote to compare").into()),
         },
         Plan::Conflict(conflict) => {
-            Err(Failure::permanent("ImmutableField", conflict.to_string()).into())
+            Err(Failure::permanent(Reason::ImmutableField, conflict.to_string()).into())
         }
     }
 }
@@ -866,17 +848,17 @@ async fn announce_failure(
     ctx: &Context,
 ) {
     // Waiting for the application to be verified is normal, not a failure worth an event.
-    if matches!(health, Health::Ready { .. }) || health.reason() == WAITING_FOR_APPLICATION {
+    if matches!(health, Health::Ready { .. }) || health.reason() == Reason::WaitingForApplication {
         return;
     }
-    let before = conditions::ready_condition(&previous.conditions).map(|c| c.reason.as_str());
-    if before == Some(health.reason()) {
+    let before = conditions::ready_condition(&previous.conditions);
+    if before.is_some_and(|c| c.reason_is(health.reason())) {
         return;
     }
     ctx.event(
         &obj.object_ref(&()),
         EventType::Warning,
-        health.reason(),
+        health.reason().as_str(),
         "Sync",
         health.message().to_owned(),
     )

@@ -1,0 +1,258 @@
+//! The layering, checked on the source text: `src/losant` (the REST client) and `src/sync` (pure
+//! reconcile logic) stay free of Kubernetes; `src/sync` also of the async runtime and HTTP. So
+//! the logic is testable with plain tables and the client reusable outside a cluster.
+//!
+//! The scan reads code only: comments and string literals are skipped, so a doc comment or a
+//! message may name a crate.
+
+use std::path::{Path, PathBuf};
+
+/// Crates reached through Kubernetes, the async runtime or HTTP.
+const KUBERNETES: &[&str] = &["kube", "kube_runtime", "k8s_openapi"];
+const RUNTIME_AND_HTTP: &[&str] = &["tokio", "reqwest"];
+
+/// A layer: its directory, the external crates it must not name, and the crate modules it must
+/// not reach (dependencies point losant → sync → controller, never back).
+struct Layer {
+    dir: &'static str,
+    crates: Vec<&'static str>,
+    modules: &'static [&'static str],
+}
+
+fn layers() -> Vec<Layer> {
+    vec![
+        Layer {
+            // The REST client needs an HTTP client and timers: tokio and reqwest are its own.
+            dir: "src/losant",
+            crates: KUBERNETES.to_vec(),
+            modules: &["controller", "crd", "sync", "ops", "emulator"],
+        },
+        Layer {
+            dir: "src/sync",
+            crates: [KUBERNETES, RUNTIME_AND_HTTP].concat(),
+            modules: &["controller", "ops", "emulator"],
+        },
+    ]
+}
+
+#[test]
+fn losant_and_sync_do_not_reach_kubernetes_or_upper_layers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for layer in layers() {
+        let files = rust_files(&root.join(layer.dir));
+        assert!(!files.is_empty(), "no Rust files under {}", layer.dir);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let relative = file.strip_prefix(root).unwrap().display().to_string();
+            for path in paths(&code_only(&text)) {
+                if let Some(why) = forbidden(&layer, &path) {
+                    found.push(format!("{relative}:{}: {} ({why})", path.line, path.text));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "layering broken:\n{}", found.join("\n"));
+}
+
+/// Why `path` breaks `layer`'s rule, if it does.
+fn forbidden(layer: &Layer, path: &CodePath) -> Option<String> {
+    let segments: Vec<&str> = path.text.trim_start_matches("::").split("::").collect();
+    let first = segments[0];
+    // A lone `kube` may be a field or variable (`ctx.kube`): the crate is named with a path or
+    // in a `use`.
+    let names_crate = segments.len() > 1 || path.imported || first != "kube";
+    if layer.crates.contains(&first) && names_crate {
+        return Some(format!("{} must not use the {first} crate", layer.dir));
+    }
+    if first == "crate" && segments.len() > 1 && layer.modules.contains(&segments[1]) {
+        return Some(format!(
+            "{} must not reach crate::{}",
+            layer.dir, segments[1]
+        ));
+    }
+    None
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The text with comments and the contents of string and character literals blanked out
+/// (newlines kept, so line numbers hold).
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let skipped = match chars[i] {
+            '/' if chars.get(i + 1) == Some(&'/') => line_comment(&chars, i),
+            '/' if chars.get(i + 1) == Some(&'*') => block_comment(&chars, i),
+            '"' => string(&chars, i),
+            'r' if raw_string_start(&chars, i).is_some() => raw_string(&chars, i),
+            '\'' => char_literal(&chars, i),
+            _ => 0,
+        };
+        if skipped == 0 {
+            out.push(chars[i]);
+            i += 1;
+        } else {
+            // Blank what was skipped, keeping line breaks.
+            out.extend(
+                chars[i..i + skipped]
+                    .iter()
+                    .map(|&c| if c == '\n' { '\n' } else { ' ' }),
+            );
+            i += skipped;
+        }
+    }
+    out
+}
+
+fn line_comment(chars: &[char], start: usize) -> usize {
+    chars[start..]
+        .iter()
+        .position(|&c| c == '\n')
+        .unwrap_or(chars.len() - start)
+}
+
+/// A block comment, nested ones included.
+fn block_comment(chars: &[char], start: usize) -> usize {
+    let (mut depth, mut i) = (0, start);
+    while i < chars.len() {
+        match (chars[i], chars.get(i + 1)) {
+            ('/', Some('*')) => (depth, i) = (depth + 1, i + 2),
+            ('*', Some('/')) => {
+                (depth, i) = (depth - 1, i + 2);
+                if depth == 0 {
+                    return i - start;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    chars.len() - start
+}
+
+/// A string from its opening quote at `start`: its length, quotes included.
+fn string(chars: &[char], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1 - start,
+            _ => i += 1,
+        }
+    }
+    chars.len() - start
+}
+
+/// The number of `#`s of a raw string starting at `start` (`r"`, `r#"`, …), if one does.
+fn raw_string_start(chars: &[char], start: usize) -> Option<usize> {
+    // `r` must begin a token, not end an identifier such as `for`.
+    if start > 0 && (chars[start - 1].is_alphanumeric() || chars[start - 1] == '_') {
+        return None;
+    }
+    let hashes = chars[start + 1..].iter().take_while(|&&c| c == '#').count();
+    (chars.get(start + 1 + hashes) == Some(&'"')).then_some(hashes)
+}
+
+fn raw_string(chars: &[char], start: usize) -> usize {
+    let hashes = raw_string_start(chars, start).unwrap_or_default();
+    let body = start + hashes + 2;
+    let closing: Vec<char> = std::iter::once('"')
+        .chain(std::iter::repeat_n('#', hashes))
+        .collect();
+    (body..chars.len())
+        .find(|&i| chars[i..].starts_with(&closing))
+        .map_or(chars.len() - start, |i| i + closing.len() - start)
+}
+
+/// A character literal's length; 0 for a lifetime or label.
+fn char_literal(chars: &[char], start: usize) -> usize {
+    match (chars.get(start + 1), chars.get(start + 2)) {
+        (Some('\\'), _) => chars[start + 2..]
+            .iter()
+            .position(|&c| c == '\'')
+            .map_or(0, |end| end + 3),
+        (Some(_), Some('\'')) => 3,
+        _ => 0,
+    }
+}
+
+/// A path as written in code: identifiers joined by `::`.
+struct CodePath {
+    line: usize,
+    text: String,
+    /// It follows `use` (or `extern crate`): a crate name even when alone.
+    imported: bool,
+}
+
+/// Every path in `code`.
+fn paths(code: &str) -> Vec<CodePath> {
+    let mut found: Vec<CodePath> = Vec::new();
+    for (number, line) in code.lines().enumerate() {
+        // `::` joins a path, spaces around it too (`kube:: Api`); a lone `:` ends one.
+        let joined = line
+            .split("::")
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("\u{1}");
+        let mut tokens = Vec::new();
+        let mut current = String::new();
+        for c in joined.chars().chain(std::iter::once(' ')) {
+            if c.is_alphanumeric() || c == '_' || c == '\u{1}' {
+                current.push(c);
+            } else if !current.is_empty() {
+                tokens.push(std::mem::take(&mut current).replace('\u{1}', "::"));
+            }
+        }
+        for (index, text) in tokens.iter().enumerate() {
+            let before = index.checked_sub(1).map(|i| tokens[i].as_str());
+            found.push(CodePath {
+                line: number + 1,
+                text: text.clone(),
+                imported: matches!(before, Some("use" | "crate")),
+            });
+        }
+    }
+    found
+}
+
+#[test]
+fn the_scan_sees_code_and_skips_comments_and_literals() {
+    let code = code_only(
+        "// use kube::Api;\n/* tokio /* nested */ reqwest */ let a = \"k8s_openapi::x\";\n\
+         let b = r#\"tokio::spawn\"#; let c = '\"'; fn f<'a>(x: &'a str) {}\n\
+         use kube::Api; let y: tokio ::time::Instant; use reqwest;\nlet z = ctx.kube;\n",
+    );
+    let sync = &layers()[1];
+    let seen: Vec<(usize, String)> = paths(&code)
+        .iter()
+        .filter(|p| forbidden(sync, p).is_some())
+        .map(|p| (p.line, p.text.clone()))
+        .collect();
+    let expected = [
+        (4, "kube::Api"),
+        (4, "tokio::time::Instant"),
+        (4, "reqwest"),
+    ];
+    assert_eq!(seen, expected.map(|(l, p)| (l, p.to_owned())));
+    let reaching = paths("use crate::controller::Context; use crate::crd::Condition;");
+    let refused: Vec<&str> = reaching
+        .iter()
+        .filter(|p| forbidden(sync, p).is_some())
+        .map(|p| p.text.as_str())
+        .collect();
+    assert_eq!(refused, ["crate::controller::Context"]);
+}
