@@ -36,8 +36,11 @@ stop_build_dockerd() {
 
 echo "== node tier: the image"
 scripts/build-image.sh --tag "$image"
-# The tests are compiled outside the namespace (cargo may need crates.io); inside, nothing may
-# leave loopback.
+# Everything that downloads happens out here (apt, the Debian sources, crates.io, npm): inside
+# the namespace nothing may leave loopback. The binaries are built (or found cached) first.
+echo "== node tier: control plane and node binaries"
+scripts/build-control-plane.sh >/dev/null
+scripts/build-node.sh >/dev/null
 cargo build --locked --tests --bins >/dev/null 2>&1 || cargo build --locked --tests --bins
 eval "$(scripts/install-helm.sh)"
 

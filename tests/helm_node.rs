@@ -170,6 +170,11 @@ impl Scenario {
             "the Lease is held by one of the chart's pods ({leader})"
         );
         self.assert_writes_came_from_the_service_account();
+        // The kubelets kept probing all along: Ready still, and no liveness failure restarted
+        // a container.
+        for pod in self.ready_pods(2, READY_TIMEOUT) {
+            assert_eq!(pod.restarts, 0, "{} was never restarted", pod.name);
+        }
     }
 
     /// SIGKILL of the leader's container on its node, its pod force-deleted, the node cordoned so
@@ -541,6 +546,8 @@ struct Pod {
     node: String,
     ready: bool,
     terminating: bool,
+    /// Container restarts (a failing liveness probe would restart it).
+    restarts: u64,
     args: Vec<String>,
 }
 
@@ -563,6 +570,9 @@ impl Pod {
                 .to_owned(),
             ready,
             terminating: !pod["metadata"]["deletionTimestamp"].is_null(),
+            restarts: pod["status"]["containerStatuses"][0]["restartCount"]
+                .as_u64()
+                .unwrap_or_default(),
             args: pod["spec"]["containers"][0]["args"]
                 .as_array()
                 .into_iter()
