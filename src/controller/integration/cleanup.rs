@@ -91,7 +91,7 @@ async fn delete(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Option<(&'static str, String)>, Stop> {
-    let pending = record::create_pending(obj);
+    let pending = record::create_pending(obj, Timestamp::now());
     // The annotations are written before status, so they are never older than it.
     let recorded = record::annotated(obj)
         .map(|a| Doomed {

@@ -303,7 +303,7 @@ async fn sync(
         .into());
     }
     let secrets_changed = !same_place || previous.applied_secret_versions != resolved.versions;
-    let pending = record::create_pending(obj);
+    let pending = record::create_pending(obj, Timestamp::now());
 
     // The recorded remote, if Losant still has it.
     let mut found = None;

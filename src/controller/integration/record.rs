@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::super::error::Error;
 use super::super::status::FIELD_MANAGER;
 use crate::crd::{Integration, IntegrationStatus, Origin};
+pub use crate::sync::decide::{Pending, Recorded};
 
 /// Set (to the time) just before a POST; removed once the id is recorded.
 pub const CREATE_PENDING: &str = "losant.io/create-pending";
@@ -23,15 +24,6 @@ pub const INTEGRATION_ID: &str = "losant.io/integration-id";
 pub const APPLICATION_ID: &str = "losant.io/application-id";
 /// `Created` or `Adopted`.
 pub const ORIGIN: &str = "losant.io/origin";
-
-/// The remote the object is known to manage.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded {
-    /// Remote id.
-    pub id: String,
-    /// How the operator came to manage it, if known.
-    pub origin: Option<Origin>,
-}
 
 fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
     obj.metadata
@@ -102,31 +94,9 @@ pub fn status_lags_annotations(obj: &Integration) -> bool {
     annotation(obj, INTEGRATION_ID).is_some_and(|id| status_id != Some(id))
 }
 
-/// A create that was sent (or about to be) and not yet recorded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pending {
-    /// When it was sent.
-    pub at: Timestamp,
-    /// The application it went to, if recorded (older markers hold only the time).
-    pub application_id: Option<String>,
-    /// The name it was created with, if recorded.
-    pub name: Option<String>,
-}
-
-impl Pending {
-    /// How long ago it was sent; a marker from a clock running ahead counts as just sent.
-    pub fn age(&self, now: Timestamp) -> std::time::Duration {
-        if self.at > now {
-            std::time::Duration::ZERO
-        } else {
-            now.duration_since(self.at).unsigned_abs()
-        }
-    }
-}
-
-/// The pending create, if one is pending. An unreadable marker counts as just sent: waiting is
+/// The pending create, if one is pending. An unreadable marker counts as sent `now`: waiting is
 /// the safe reading.
-pub fn create_pending(obj: &Integration) -> Option<Pending> {
+pub fn create_pending(obj: &Integration, now: Timestamp) -> Option<Pending> {
     let value = annotation(obj, CREATE_PENDING)?;
     let parsed: Option<Value> = serde_json::from_str(value).ok();
     let text = |key: &str| {
@@ -139,7 +109,7 @@ pub fn create_pending(obj: &Integration) -> Option<Pending> {
     let at = text("at")
         .unwrap_or_else(|| value.to_owned())
         .parse()
-        .unwrap_or_else(|_| Timestamp::now());
+        .unwrap_or(now);
     Some(Pending {
         at,
         application_id: text("applicationId"),
