@@ -6,35 +6,31 @@
 //! - Absence from a list snapshot never leads to a POST; a recorded id that Losant no longer has
 //!   is re-created only after the application itself is confirmed to exist.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ResourceExt;
-
-use crate::crd::Word;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource};
 
 mod cleanup;
+mod execute;
 mod record;
+mod resolve;
 
 use super::context::Context;
 use super::error::Error;
-use super::outcome::{self, Failure, LosantCall, RequeueChoice};
-use super::snapshot::Seen;
-use super::{SyncStrategy, clients, owners, secrets, status};
-use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
-use crate::losant::{self, ListQuery};
+use super::outcome::{self, Failure, RequeueChoice};
+use super::status;
+use crate::crd::{DeletionPolicy, Integration, IntegrationStatus};
 use crate::sync::conditions::{self, Health};
-use crate::sync::desired::{self, Desired};
-use crate::sync::locate::{self, Lookup};
-use crate::sync::plan::{self, LastApplied, Plan};
+use crate::sync::decide;
+use crate::sync::locate;
 use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
+use execute::{Synced, Wrote};
 
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
@@ -81,33 +77,6 @@ impl From<Error> for Stop {
     }
 }
 
-/// What a write to Losant did.
-#[derive(Clone, Debug, PartialEq)]
-enum Wrote {
-    Created,
-    Recreated {
-        old_id: String,
-    },
-    Adopted {
-        patched: Vec<&'static str>,
-    },
-    Patched {
-        spec_changed: bool,
-        fields: Vec<&'static str>,
-    },
-}
-
-/// A successful sync.
-struct Synced {
-    remote: losant::Integration,
-    origin: Origin,
-    application_id: String,
-    api_url: String,
-    wrote: Option<Wrote>,
-    applied_fields: Vec<Word>,
-    secret_versions: BTreeMap<String, String>,
-}
-
 /// The controller's entry point for an `Integration`.
 pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
@@ -132,29 +101,6 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
 
 fn has_finalizer(obj: &Integration) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
-}
-
-/// Adds [`FINALIZER`], guarded by the object's `resourceVersion` (a concurrent change makes it
-/// a conflict, retried), and returns the object as written.
-async fn add_finalizer(api: &Api<Integration>, obj: &Integration) -> Result<Integration, Error> {
-    let version = obj.metadata.resource_version.clone().unwrap_or_default();
-    let add = if obj.metadata.finalizers.is_none() {
-        serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]})
-    } else {
-        serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER})
-    };
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "test", "path": "/metadata/resourceVersion", "value": version},
-        add,
-    ]))
-    .map_err(|_| Error::InvalidPatch)?;
-    api.patch(
-        &obj.name_any(),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::<()>::Json(patch),
-    )
-    .await
-    .map_err(Error::kube("add the finalizer"))
 }
 
 fn key(obj: &Integration) -> String {
@@ -191,15 +137,6 @@ async fn apply(
     };
     let (next, health, action) = match result {
         Ok(synced) => {
-            let (id, app) = (&synced.remote.id, &synced.application_id);
-            if !record::records(obj, id, app, synced.origin) {
-                record::record(api, &obj.name_any(), id, app, synced.origin).await?;
-            }
-            let claims = owners::claims(&synced.api_url, app, &synced.remote.name, Some(id));
-            ctx.owners.claim(&ctx.kube, obj, claims).await?;
-            if synced.wrote.is_some() {
-                crate::failpoint::hit("before-status");
-            }
             ctx.reset_backoff(&key(obj));
             let health = Health::Ready {
                 reason: Reason::Synced,
@@ -261,7 +198,7 @@ fn succeeded_status(
     }
 }
 
-/// Resolves everything, finds the remote, and makes it match.
+/// Reads, decides, and makes the remote match.
 async fn sync(
     obj: &Integration,
     api: &Api<Integration>,
@@ -269,477 +206,15 @@ async fn sync(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Synced, Stop> {
-    let app = ready_application(obj, namespace, ctx).await?;
-    let secret_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
-    let refs = desired::secret_refs(&obj.spec);
-    let resolved = secrets::resolve(&secret_api, &refs).await??;
-    let desired = desired::desired(&obj.spec, obj.remote_name(), &resolved.values)
-        .map_err(|error| Failure::permanent(Reason::InvalidSpec, error.to_string()))?;
-    let api_url = app.spec.api_url.trim_end_matches('/').to_owned();
-    let application_id = app.spec.application_id.to_ascii_lowercase();
-    let client = clients::for_application(&app, namespace, ctx).await??;
-
-    let same_place = previous.application_id.as_deref() == Some(application_id.as_str())
-        && previous.api_url.as_deref() == Some(api_url.as_str());
-    if !same_place && let Some(old_id) = &previous.integration_id {
+    let place = resolve::place(obj, namespace, ctx).await?;
+    if let Some(old_id) = place.left_behind(previous) {
         leave_old_application(obj, previous, old_id, namespace, ctx).await?;
     }
-    let recorded = record::recorded(obj, previous, &application_id, &api_url);
-    let known_id = recorded.as_ref().map(|r| r.id.clone());
-    let claims = owners::claims(
-        &api_url,
-        &application_id,
-        &desired.name,
-        known_id.as_deref(),
-    );
-    if let Some(rival) = ctx.owners.claim(&ctx.kube, obj, claims).await? {
-        return Err(Failure::permanent(
-            Reason::ConflictingOwner,
-            format!(
-                "Integration {} already manages {}; this object writes nothing while it does",
-                rival.object, rival.claim
-            ),
-        )
-        .into());
-    }
-    let secrets_changed = !same_place || previous.applied_secret_versions != resolved.versions;
-    let pending = record::create_pending(obj, Timestamp::now());
-
-    // The recorded remote, if Losant still has it.
-    let mut found = None;
-    if let Some(id) = &known_id {
-        let unchanged = !secrets_changed
-            && obj.metadata.generation == previous.observed_generation
-            && conditions::is_ready(&previous.conditions);
-        let known = Known {
-            id,
-            name: &desired.name,
-            unchanged,
-        };
-        found = read_known(&client, &application_id, &known, previous, ctx).await?;
-    }
-    let (remote, origin, recreate_of) = match found {
-        // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
-        Some(remote) => (
-            Some(remote),
-            recorded.and_then(|r| r.origin).unwrap_or(Origin::Adopted),
-            None,
-        ),
-        // Nothing recorded, or it is gone: look the name up. While a create is pending that
-        // lookup uses the name (and application) the create was sent with, and a match is the
-        // operator's own creation; nothing matching yet means waiting out the grace period.
-        None => {
-            let pending_here = pending.as_ref().filter(|p| {
-                p.application_id
-                    .as_deref()
-                    .is_none_or(|a| a == application_id)
-            });
-            let lookup_name = pending_here
-                .and_then(|p| p.name.clone())
-                .unwrap_or_else(|| desired.name.clone());
-            let matches = find_by_name(
-                &client,
-                &application_id,
-                &lookup_name,
-                obj,
-                pending_here.is_some(),
-                ctx,
-            )
-            .await
-            .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
-            match locate::choose(matches, obj.spec.adoption_policy, pending_here.is_some()) {
-                Lookup::Create => {
-                    wait_for_pending_create(pending_here, ctx)?;
-                    (None, Origin::Created, known_id.clone())
-                }
-                Lookup::Take(remote, origin) => (Some(*remote), origin, None),
-                Lookup::Ambiguous { count } => {
-                    return Err(Failure::permanent(
-                        Reason::AmbiguousName,
-                        format!("{count} integrations in application {application_id} are named {lookup_name:?}; rename or delete all but one"),
-                    )
-                    .into());
-                }
-                Lookup::AlreadyExists { id } => {
-                    return Err(Failure::permanent(
-                        Reason::AlreadyExists,
-                        format!("integration {id} is already named {lookup_name:?} and adoptionPolicy is Never"),
-                    )
-                    .into());
-                }
-            }
-        }
-    };
-    let adopted_now = known_id.is_none() && origin == Origin::Adopted && remote.is_some();
-    let fields: &[Word] = if known_id.is_some() {
-        &previous.applied_fields
-    } else {
-        &[]
-    };
-    let last = LastApplied {
-        fields,
-        secrets_changed,
-    };
-    let target = Target {
-        ctx,
-        client: &client,
-        application_id: &application_id,
-        api,
-        obj,
-    };
-    let (remote, wrote) = execute(&target, &desired, remote, &last, previous, recreate_of).await?;
-    let wrote = match (wrote, adopted_now) {
-        (None, true) => Some(Wrote::Adopted { patched: vec![] }),
-        (Some(Wrote::Patched { fields, .. }), true) => Some(Wrote::Adopted { patched: fields }),
-        (wrote, _) => wrote,
-    };
-    Ok(Synced {
-        remote,
-        origin,
-        application_id,
-        api_url,
-        wrote,
-        applied_fields: plan::applied_fields(&desired),
-        secret_versions: resolved.versions,
-    })
-}
-
-/// The `LosantApplication`, if it is Ready for the current spec; otherwise why not.
-async fn ready_application(
-    obj: &Integration,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<LosantApplication, Stop> {
-    let name = &obj.spec.application_ref.name;
-    let app = match ctx.cached_application(namespace, name) {
-        Some(cached) => cached.map(|app| app.as_ref().clone()),
-        None => {
-            let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
-            apps.get_opt(name)
-                .await
-                .map_err(Error::kube("read the LosantApplication"))?
-        }
-    };
-    let app = app
-        // Often just not applied yet (GitOps tools apply in any order): wait for it; the
-        // LosantApplication watch brings this object back as soon as it appears.
-        .ok_or_else(|| {
-            Failure::transient(
-                Reason::ApplicationNotFound,
-                format!("LosantApplication {name:?} does not exist in this namespace (yet)"),
-            )
-        })?;
-    let status = app.status.clone().unwrap_or_default();
-    let checked = status.observed_generation == app.metadata.generation;
-    match conditions::ready_condition(&status.conditions) {
-        Some(ready) if checked && ready.is(ConditionType::Ready, ConditionStatus::True) => Ok(app),
-        Some(ready)
-            if checked
-                && conditions::has(
-                    &status.conditions,
-                    ConditionType::Stalled,
-                    ConditionStatus::True,
-                ) =>
-        {
-            Err(Failure::permanent(
-                Reason::ApplicationNotReady,
-                format!(
-                    "LosantApplication {name:?} is not ready: {}: {}",
-                    ready.reason, ready.message
-                ),
-            )
-            .into())
-        }
-        _ => Err(Failure::transient(
-            Reason::WaitingForApplication,
-            format!("waiting for LosantApplication {name:?} to be verified"),
-        )
-        .into()),
-    }
-}
-
-/// How fresh a view must be to decide that a name is free (a lookup by name).
-const NAME_LOOKUP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The integrations named `name`. A pending create is looked for with a call of its own (its
-/// outcome decides whether to create again); otherwise the per-application strategy answers
-/// from the application's view, if that was taken after the object was created (so what was
-/// made in Losant before the object was applied is seen and adopted) and recently.
-async fn find_by_name(
-    client: &losant::Client,
-    application_id: &str,
-    name: &str,
-    obj: &Integration,
-    pending: bool,
-    ctx: &Context,
-) -> Result<Vec<losant::Integration>, losant::Error> {
-    if ctx.settings.sync_strategy == SyncStrategy::PerApplication && !pending {
-        let max_age = NAME_LOOKUP_MAX_AGE.min(ctx.settings.resync_interval);
-        // creationTimestamp has whole seconds: the second after it is surely later.
-        let created = obj
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
-        return ctx
-            .snapshots
-            .find_by_name(client, application_id, name, max_age, created)
-            .await;
-    }
-    let matches = client.find_by_name(application_id, name).await?;
-    ctx.snapshots
-        .note_seen(client.api_url(), application_id, &matches);
-    Ok(matches)
-}
-
-/// The remote a reconcile knows the id of.
-struct Known<'a> {
-    id: &'a str,
-    /// The name it should have (the per-object strategy looks it up by that name).
-    name: &'a str,
-    /// Nothing changed locally since the last successful sync (spec, Secrets, Ready).
-    unchanged: bool,
-}
-
-/// Reads the remote with a known id: when nothing changed locally, from what this process saw
-/// within the resync interval (the application's view, refreshed by the sweeper, or the
-/// object's own last lookup), else by a call. `None` when Losant no longer has it (and the
-/// application does exist).
-async fn read_known(
-    client: &losant::Client,
-    application_id: &str,
-    known: &Known<'_>,
-    previous: &IntegrationStatus,
-    ctx: &Context,
-) -> Result<Option<losant::Integration>, Stop> {
-    let id = known.id;
-    if let Some(remote) = recently_seen(client, application_id, known, previous, ctx).await? {
-        return Ok(Some(remote));
-    }
-    match client.get(application_id, id).await {
-        Ok(remote) => {
-            ctx.snapshots.note_seen(
-                client.api_url(),
-                application_id,
-                std::slice::from_ref(&remote),
-            );
-            Ok(Some(remote))
-        }
-        Err(error) if error.is_not_found() => {
-            // Only re-create once sure the application exists: a 404 for the whole application
-            // means the integration cannot be re-created there.
-            let probe = ListQuery {
-                per_page: Some(1),
-                ..ListQuery::default()
-            };
-            match client.list(application_id, &probe).await {
-                Ok(_) => Ok(None),
-                Err(error) if error.is_not_found() => Err(Failure::permanent(
-                    Reason::ApplicationNotFound,
-                    format!("Losant says application {application_id} does not exist"),
-                )
-                .into()),
-                Err(error) => Err(Failure::losant(LosantCall::List, &error).into()),
-            }
-        }
-        Err(error) => Err(Failure::losant(LosantCall::Get, &error).into()),
-    }
-}
-
-/// The remote as this process saw it within the resync interval (the application's view, or the
-/// object's own recent lookup), when nothing changed locally; `None` when that cannot say.
-async fn recently_seen(
-    client: &losant::Client,
-    application_id: &str,
-    known: &Known<'_>,
-    previous: &IntegrationStatus,
-    ctx: &Context,
-) -> Result<Option<losant::Integration>, Stop> {
-    if !known.unchanged {
-        return Ok(None);
-    }
-    let id = known.id;
-    // Status times have whole seconds: a view must be taken after the second that follows
-    // the last write to be sure it saw that write.
-    let written = previous
-        .last_applied_time
-        .as_ref()
-        .map(|t| t.0 + jiff::SignedDuration::from_secs(1));
-    let max_age = ctx.settings.resync_interval;
-    let seen = match ctx.settings.sync_strategy {
-        // The sweeper refreshes the view every interval (and reconciles what changed); a
-        // lookup refreshes it only when the sweeper fell behind (allowing it a second interval).
-        SyncStrategy::PerApplication => Some(
-            ctx.snapshots
-                .lookup(client, application_id, id, max_age * 2, written)
-                .await
-                .map_err(|e| Failure::losant(LosantCall::List, &e))?,
-        ),
-        SyncStrategy::PerObject => {
-            // Only the follow-ups of a write or lookup (moments later) reuse what it saw;
-            // the periodic check (an interval later) always lists.
-            match ctx
-                .snapshots
-                .cached(client.api_url(), application_id, id, max_age / 2, written)
-            {
-                Some(seen) => Some(seen),
-                None => {
-                    let matches = client
-                        .find_by_name(application_id, known.name)
-                        .await
-                        .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
-                    ctx.snapshots
-                        .note_seen(client.api_url(), application_id, &matches);
-                    matches
-                        .into_iter()
-                        .find(|m| m.id == id)
-                        .map(|m| Seen::Found(Box::new(m)))
-                }
-            }
-        }
-    };
-    match seen {
-        Some(Seen::Found(remote)) => Ok(Some(*remote)),
-        _ => Ok(None),
-    }
-}
-
-/// Where writes go.
-struct Target<'a> {
-    ctx: &'a Context,
-    client: &'a losant::Client,
-    application_id: &'a str,
-    api: &'a Api<Integration>,
-    obj: &'a Integration,
-}
-
-/// Refuses to create again while an earlier create may still be in flight (its answer lost, or
-/// lists lagging behind it), until the grace period has passed.
-fn wait_for_pending_create(pending: Option<&record::Pending>, ctx: &Context) -> Result<(), Stop> {
-    let Some(pending) = pending else {
-        return Ok(());
-    };
+    let resolved = resolve::remote(obj, previous, place, ctx).await?;
+    // The clock is read when deciding: a pending create's grace period counts to this moment.
     let grace = ctx.settings.create_grace_period;
-    let waited = pending.age(Timestamp::now());
-    if waited >= grace {
-        return Ok(());
-    }
-    let remaining = grace - waited;
-    Err(Failure::Transient {
-        reason: Reason::CreatePending,
-        message: format!(
-            "a create sent at {} is not visible in Losant's lists yet; waiting for it before creating again",
-            pending.at
-        ),
-        retry_after: Some(remaining.min(std::time::Duration::from_secs(5))),
-    }
-    .into())
-}
-
-async fn execute(
-    target: &Target<'_>,
-    desired: &Desired,
-    remote: Option<losant::Integration>,
-    last: &LastApplied<'_>,
-    previous: &IntegrationStatus,
-    recreate_of: Option<String>,
-) -> Result<(losant::Integration, Option<Wrote>), Stop> {
-    let Target {
-        ctx,
-        client,
-        application_id,
-        api,
-        obj,
-    } = *target;
-    let plan = plan::plan(desired, remote.as_ref(), last);
-    // The finalizer goes on before anything remote is written or taken over; a create carries
-    // it in the marker's patch.
-    if !has_finalizer(obj) && matches!(plan, Plan::Patch(_) | Plan::InSync) {
-        add_finalizer(api, obj).await?;
-    }
-    match plan {
-        Plan::Create(post) => {
-            let finalizer = (!has_finalizer(obj)).then_some(FINALIZER);
-            record::mark_create_pending(
-                api,
-                obj,
-                Timestamp::now(),
-                application_id,
-                &post.name,
-                finalizer,
-            )
-            .await?;
-            let created = match client.create(application_id, &post).await {
-                Ok(created) => created,
-                Err(error) => {
-                    // Only an answer that proves nothing was created may clear the marker.
-                    if !error.write_outcome_unknown() {
-                        record::clear_create_pending(api, &obj.name_any()).await?;
-                    }
-                    return Err(Failure::losant(LosantCall::Create, &error).into());
-                }
-            };
-            crate::failpoint::hit("after-post");
-            ctx.snapshots.note_write(
-                client.api_url(),
-                application_id,
-                &created.id,
-                Some(&created),
-            );
-            let wrote = match recreate_of {
-                Some(old_id) => Wrote::Recreated { old_id },
-                None => Wrote::Created,
-            };
-            Ok((created, Some(wrote)))
-        }
-        Plan::Patch(patch) => {
-            let Some(remote) = remote else {
-                return Err(Failure::transient(Reason::Retrying, "nothing to patch").into());
-            };
-            let fields = patched_fields(&patch);
-            let patched = client
-                .patch(application_id, &remote.id, &patch)
-                .await
-                .map_err(|e| Failure::losant(LosantCall::Patch, &e))?;
-            ctx.snapshots
-                .note_write(client.api_url(), application_id, &remote.id, Some(&patched));
-            let spec_changed = obj.metadata.generation != previous.observed_generation;
-            Ok((
-                patched,
-                Some(Wrote::Patched {
-                    spec_changed,
-                    fields,
-                }),
-            ))
-        }
-        Plan::InSync => match remote {
-            Some(remote) => Ok((remote, None)),
-            None => Err(Failure::transient(Reason::Retrying, "nothing remote to compare").into()),
-        },
-        Plan::Conflict(conflict) => {
-            Err(Failure::permanent(Reason::ImmutableField, conflict.to_string()).into())
-        }
-    }
-}
-
-fn patched_fields(patch: &losant::IntegrationPatch) -> Vec<&'static str> {
-    let mut fields = Vec::new();
-    if patch.name.is_some() {
-        fields.push("name");
-    }
-    if patch.enabled.is_some() {
-        fields.push("enabled");
-    }
-    if patch.topics.is_some() {
-        fields.push("topics");
-    }
-    if patch.credential_name.is_some() {
-        fields.push("credentialName");
-    }
-    if let Some(config) = &patch.config {
-        fields.push(config.integration_type().config_field().unwrap_or("config"));
-    }
-    fields
+    let decision = decide::decide(&resolved.facts, Timestamp::now(), grace);
+    execute::execute(obj, api, ctx, resolved, decision).await
 }
 
 /// The spec moved to another application: the old remote follows the deletion policy, deleted
