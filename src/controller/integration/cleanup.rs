@@ -18,7 +18,7 @@ use super::super::context::Context;
 use super::super::error::Error;
 use super::super::outcome::{Failure, LosantCall};
 use super::super::{owners, status};
-use super::{Stop, announce_failure, key, record};
+use super::{Stop, announce, key, record, report};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant;
 use crate::sync::conditions::{self, Health};
@@ -75,7 +75,9 @@ pub async fn cleanup(
                 &previous.conditions,
                 Timestamp::now(),
             );
-            announce_failure(obj, &previous, &health, ctx).await;
+            if let Some(note) = report::failure_event(&previous, &health) {
+                announce(obj, note, ctx).await;
+            }
             if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
                 ctx.metrics.status_written();
             }

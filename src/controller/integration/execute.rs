@@ -54,6 +54,28 @@ pub(super) struct Synced {
     _applied: (),
 }
 
+#[cfg(test)]
+impl Synced {
+    /// A sync of `remote` into `application_id` as [`execute`] reports it, for report tests.
+    pub(super) fn for_test(
+        remote: losant::Integration,
+        origin: Origin,
+        application_id: &str,
+        wrote: Option<Wrote>,
+    ) -> Self {
+        Synced {
+            remote,
+            origin,
+            application_id: application_id.into(),
+            api_url: "https://api.losant.com".into(),
+            wrote,
+            applied_fields: vec!["enabled".into(), "name".into()],
+            secret_versions: BTreeMap::from([("mqtt".into(), "7".into())]),
+            _applied: (),
+        }
+    }
+}
+
 /// Where writes go.
 struct Target<'a> {
     ctx: &'a Context,

@@ -6,10 +6,11 @@
 //! - Absence from a list snapshot never leads to a POST; a recorded id that Losant no longer has
 //!   is re-created only after the application itself is confirmed to exist.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -19,29 +20,31 @@ use kube::{Api, Resource};
 mod cleanup;
 mod execute;
 mod record;
+mod report;
 mod resolve;
 
 use super::context::Context;
 use super::error::Error;
-use super::outcome::{self, Failure, RequeueChoice};
+use super::outcome::{Failure, RequeueChoice};
 use super::status;
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus};
-use crate::sync::conditions::{self, Health};
+use crate::sync::conditions;
 use crate::sync::decide;
 use crate::sync::locate;
-use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
-use execute::{Synced, Wrote};
+use crate::sync::reason::{ConditionStatus, ConditionType};
+use execute::Synced;
+use report::{Next, Note, Report};
 
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
 
-/// The refusal still in force when the last reconcile of this generation stalled on Losant
-/// refusing a write (bad token, missing scope, rejected body) less than the stalled re-check
-/// interval ago.
+/// The refusal still in force at `now` when the last reconcile of this generation stalled on
+/// Losant refusing a write (bad token, missing scope, rejected body) less than `recheck` ago.
 fn refused_recently(
     obj: &Integration,
     previous: &IntegrationStatus,
-    ctx: &Context,
+    now: Timestamp,
+    recheck: Duration,
 ) -> Option<Failure> {
     if previous.observed_generation != obj.metadata.generation {
         return None;
@@ -52,11 +55,10 @@ fn refused_recently(
         ConditionStatus::True,
     )?;
     let reason = stalled.known_reason().filter(|r| r.is_refusal())?;
-    let age = Timestamp::now()
+    let age = now
         .duration_since(stalled.last_transition_time.0)
         .unsigned_abs();
-    (age < ctx.settings.stalled_retry_interval)
-        .then(|| Failure::permanent(reason, stalled.message.clone()))
+    (age < recheck).then(|| Failure::permanent(reason, stalled.message.clone()))
 }
 
 /// Why a reconcile stopped short: a condition to report, or a Kubernetes API failure.
@@ -107,98 +109,46 @@ fn key(obj: &Integration) -> String {
     super::backoff_key("Integration", obj.namespace().as_deref(), &obj.name_any())
 }
 
+/// An apply: resolve → decide → execute ([`sync`]), then report.
 async fn apply(
     cached: &Integration,
     api: &Api<Integration>,
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    // The id is recorded in annotations just before status: a cached object caught between the
-    // two writes would look like one whose status was lost. Read the latest instead.
-    let latest;
-    let obj = if record::status_lags_annotations(cached) {
-        latest = api
-            .get(&cached.name_any())
-            .await
-            .map_err(Error::kube("read the Integration"))?;
-        &latest
-    } else {
-        cached
-    };
+    let obj = &*latest(cached, api).await?;
     let previous = obj.status.clone().unwrap_or_default();
-    let now = Time(Timestamp::now());
+    // Status times are the reconcile's start.
+    let started = Timestamp::now();
     // Held until the id is recorded, so another object with this name sees it.
     let _name_lock = ctx.owners.lock_name(obj.remote_name()).await;
-    // A create Losant refused for good is not tried again before the stalled re-check, even
-    // though the operator's own writes (status, the create-pending marker) wake this reconciler.
-    let result = match refused_recently(obj, &previous, ctx) {
-        Some(failure) => Err(Stop::Failed(failure)),
-        None => sync(obj, api, &previous, namespace, ctx).await,
-    };
-    let (next, health, action) = match result {
-        Ok(synced) => {
-            ctx.reset_backoff(&key(obj));
-            let health = Health::Ready {
-                reason: Reason::Synced,
-                message: format!("integration {} matches the spec", synced.remote.id),
-            };
-            announce_write(obj, &synced, ctx).await;
-            (
-                succeeded_status(obj, &previous, &synced, &now),
-                health,
-                ctx.resync(),
-            )
-        }
-        Err(Stop::Failed(failure)) => {
-            let action = Action::requeue(match outcome::requeue(&failure) {
-                RequeueChoice::After(wait) => wait,
-                RequeueChoice::Backoff(retry_after) => ctx.backoff(&key(obj), retry_after),
-                RequeueChoice::StalledRecheck => ctx.settings.stalled_retry_interval,
-            });
-            (previous.clone(), failure.health(), action)
-        }
+    let outcome = match sync(obj, api, &previous, namespace, ctx).await {
+        Ok(synced) => Ok(synced),
+        Err(Stop::Failed(failure)) => Err(failure),
         Err(Stop::Kube(error)) => return Err(error),
     };
-    let mut next = next;
-    next.observed_generation = obj.metadata.generation;
-    next.conditions = conditions::conditions(
-        &health,
-        obj.metadata.generation,
-        &previous.conditions,
-        now.0,
-    );
-    announce_failure(obj, &previous, &health, ctx).await;
-    if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &next).await? {
-        ctx.metrics.status_written();
-    }
-    Ok(action)
+    let report = report::report(obj.metadata.generation, &previous, &outcome, started);
+    publish(obj, api, report, ctx).await
 }
 
-fn succeeded_status(
-    obj: &Integration,
-    previous: &IntegrationStatus,
-    synced: &Synced,
-    now: &Time,
-) -> IntegrationStatus {
-    let _ = obj;
-    IntegrationStatus {
-        observed_generation: previous.observed_generation,
-        integration_id: Some(synced.remote.id.clone()),
-        application_id: Some(synced.application_id.as_str().into()),
-        api_url: Some(synced.api_url.as_str().into()),
-        origin: Some(synced.origin),
-        last_applied_time: if synced.wrote.is_some() {
-            Some(now.clone())
-        } else {
-            previous.last_applied_time.clone()
-        },
-        applied_secret_versions: (&synced.secret_versions).into(),
-        applied_fields: synced.applied_fields.clone(),
-        conditions: previous.conditions.clone(),
+/// The object to apply. The id is recorded in annotations just before status: a cached object
+/// caught between the two writes would look like one whose status was lost. Read the latest
+/// instead.
+async fn latest<'a>(
+    cached: &'a Integration,
+    api: &Api<Integration>,
+) -> Result<Cow<'a, Integration>, Error> {
+    if !record::status_lags_annotations(cached) {
+        return Ok(Cow::Borrowed(cached));
     }
+    let latest = api
+        .get(&cached.name_any())
+        .await
+        .map_err(Error::kube("read the Integration"))?;
+    Ok(Cow::Owned(latest))
 }
 
-/// Reads, decides, and makes the remote match.
+/// Steps 1 to 3: resolve, decide, execute.
 async fn sync(
     obj: &Integration,
     api: &Api<Integration>,
@@ -206,6 +156,12 @@ async fn sync(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Synced, Stop> {
+    // A create Losant refused for good is not tried again before the stalled re-check, even
+    // though the operator's own writes (status, the create-pending marker) wake this reconciler.
+    let recheck = ctx.settings.stalled_retry_interval;
+    if let Some(failure) = refused_recently(obj, previous, Timestamp::now(), recheck) {
+        return Err(failure.into());
+    }
     let place = resolve::place(obj, namespace, ctx).await?;
     if let Some(old_id) = place.left_behind(previous) {
         leave_old_application(obj, previous, old_id, namespace, ctx).await?;
@@ -215,6 +171,49 @@ async fn sync(
     let grace = ctx.settings.create_grace_period;
     let decision = decide::decide(&resolved.facts, Timestamp::now(), grace);
     execute::execute(obj, api, ctx, resolved, decision).await
+}
+
+/// Step 4's I/O: the requeue (and backoff) chosen, the Events published, then the status
+/// written if it changed.
+async fn publish(
+    obj: &Integration,
+    api: &Api<Integration>,
+    report: Report,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let action = match report.next {
+        Next::Resync => {
+            ctx.reset_backoff(&key(obj));
+            ctx.resync()
+        }
+        Next::Retry(choice) => Action::requeue(match choice {
+            RequeueChoice::After(wait) => wait,
+            RequeueChoice::Backoff(retry_after) => ctx.backoff(&key(obj), retry_after),
+            RequeueChoice::StalledRecheck => ctx.settings.stalled_retry_interval,
+        }),
+    };
+    if report.drift_corrected {
+        ctx.metrics.drift_corrected();
+    }
+    for note in report.events {
+        announce(obj, note, ctx).await;
+    }
+    if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &report.status).await? {
+        ctx.metrics.status_written();
+    }
+    Ok(action)
+}
+
+/// Publishes an Event about `obj`.
+async fn announce(obj: &Integration, note: Note, ctx: &Context) {
+    let Note {
+        type_,
+        reason,
+        action,
+        note,
+    } = note;
+    ctx.event(&obj.object_ref(&()), type_, reason, action, note)
+        .await;
 }
 
 /// The spec moved to another application: the old remote follows the deletion policy, deleted
@@ -259,83 +258,61 @@ async fn leave_old_application(
     Ok(())
 }
 
-/// Normal events for writes.
-async fn announce_write(obj: &Integration, synced: &Synced, ctx: &Context) {
-    let id = &synced.remote.id;
-    let app = &synced.application_id;
-    let (type_, reason, note) = match &synced.wrote {
-        None => return,
-        Some(Wrote::Created) => (
-            EventType::Normal,
-            "Created",
-            format!("created integration {id} in application {app}"),
-        ),
-        Some(Wrote::Recreated { old_id }) => (
-            EventType::Warning,
-            "Recreated",
-            format!("integration {old_id} was deleted outside Kubernetes; re-created it as {id}"),
-        ),
-        Some(Wrote::Adopted { patched }) if patched.is_empty() => (
-            EventType::Normal,
-            "Adopted",
-            format!("took over existing integration {id} in application {app}"),
-        ),
-        Some(Wrote::Adopted { patched }) => (
-            EventType::Normal,
-            "Adopted",
-            format!(
-                "took over existing integration {id} in application {app} and updated {}",
-                patched.join(", ")
-            ),
-        ),
-        Some(Wrote::Patched {
-            spec_changed: true,
-            fields,
-        }) => (
-            EventType::Normal,
-            "Updated",
-            format!("updated {} of integration {id}", fields.join(", ")),
-        ),
-        Some(Wrote::Patched {
-            spec_changed: false,
-            fields,
-        }) => {
-            ctx.metrics.drift_corrected();
-            (
-                EventType::Normal,
-                "DriftCorrected",
-                format!(
-                    "reverted changes to {} of integration {id} made outside Kubernetes",
-                    fields.join(", ")
-                ),
-            )
-        }
-    };
-    ctx.event(&obj.object_ref(&()), type_, reason, "Sync", note)
-        .await;
-}
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
 
-/// A warning event when the object enters a failing state (not on every retry).
-async fn announce_failure(
-    obj: &Integration,
-    previous: &IntegrationStatus,
-    health: &Health,
-    ctx: &Context,
-) {
-    // Waiting for the application to be verified is normal, not a failure worth an event.
-    if matches!(health, Health::Ready { .. }) || health.reason() == Reason::WaitingForApplication {
-        return;
+    use super::*;
+    use crate::sync::conditions::Health;
+    use crate::sync::reason::Reason;
+
+    const RECHECK: Duration = Duration::from_secs(300);
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
     }
-    let before = conditions::ready_condition(&previous.conditions);
-    if before.is_some_and(|c| c.reason_is(health.reason())) {
-        return;
+
+    fn object(generation: i64) -> Integration {
+        let spec = serde_json::from_value(serde_json::json!({
+            "applicationRef": {"name": "app"},
+            "integrationType": "sqs",
+            "sqsConfig": {"queueUrl": "u"},
+        }))
+        .unwrap();
+        let mut obj = Integration::new("queue", spec);
+        obj.metadata.generation = Some(generation);
+        obj
     }
-    ctx.event(
-        &obj.object_ref(&()),
-        EventType::Warning,
-        health.reason().as_str(),
-        "Sync",
-        health.message().to_owned(),
-    )
-    .await;
+
+    /// Stalled on `reason` since `seconds` ago, for generation 1.
+    fn stalled(reason: Reason, seconds: i64) -> IntegrationStatus {
+        let health = Health::Stalled {
+            reason,
+            message: "the API token may not create the integration".into(),
+        };
+        let since = now() - SignedDuration::from_secs(seconds);
+        IntegrationStatus {
+            observed_generation: Some(1),
+            conditions: conditions::conditions(&health, Some(1), &[], since),
+            ..IntegrationStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_refusal_holds_until_the_recheck_or_a_new_generation() {
+        let refused = |generation, status: &IntegrationStatus| {
+            refused_recently(&object(generation), status, now(), RECHECK)
+        };
+        assert_eq!(
+            refused(1, &stalled(Reason::InsufficientScope, 10)),
+            Some(Failure::permanent(
+                Reason::InsufficientScope,
+                "the API token may not create the integration"
+            ))
+        );
+        assert_eq!(refused(1, &stalled(Reason::InsufficientScope, 300)), None);
+        assert_eq!(refused(2, &stalled(Reason::Unauthorized, 10)), None);
+        assert_eq!(refused(1, &stalled(Reason::AmbiguousName, 10)), None);
+        assert_eq!(refused(1, &IntegrationStatus::default()), None);
+    }
 }

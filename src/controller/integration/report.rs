@@ -1,0 +1,430 @@
+//! Step 4 of an Integration's apply, pure: what came of it → the next status (conditions
+//! included), the Events to publish and when to look again. No I/O and no clock (`now` comes
+//! in): `apply` publishes the Events and writes the status, only if it changed.
+//!
+//! # Guarantees
+//! - Status comes from what was applied ([`Synced`], which only `execute` builds) or from the
+//!   failure; `lastAppliedTime` moves only when something was written to Losant.
+//! - A failure is announced once, when the object enters it (not on every retry); waiting for
+//!   the `LosantApplication` to be verified is not a failure worth an Event.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+
+use super::super::outcome::{self, Failure, RequeueChoice};
+use super::execute::{Synced, Wrote};
+use crate::crd::IntegrationStatus;
+use crate::sync::conditions::{self, Health};
+use crate::sync::reason::Reason;
+
+/// An Event to publish about the object.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Note {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// When to reconcile again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// In sync: at the resync interval (or when the sweep brings it back); backoff forgotten.
+    Resync,
+    /// After a failure.
+    Retry(RequeueChoice),
+}
+
+/// What `apply` publishes, writes and returns.
+#[derive(Debug)]
+pub(super) struct Report {
+    /// The status to write (if it differs from the current one).
+    pub status: IntegrationStatus,
+    /// Events to publish, in order.
+    pub events: Vec<Note>,
+    /// When to look again.
+    pub next: Next,
+    /// Whether a change made outside Kubernetes was reverted (a metric).
+    pub drift_corrected: bool,
+}
+
+/// The report of an apply of generation `generation` that ended in `outcome`, at `now`.
+pub(super) fn report(
+    generation: Option<i64>,
+    previous: &IntegrationStatus,
+    outcome: &Result<Synced, Failure>,
+    now: Timestamp,
+) -> Report {
+    let (mut status, health, next) = match outcome {
+        Ok(synced) => {
+            let health = Health::Ready {
+                reason: Reason::Synced,
+                message: format!("integration {} matches the spec", synced.remote.id),
+            };
+            (succeeded(previous, synced, now), health, Next::Resync)
+        }
+        Err(failure) => (
+            previous.clone(),
+            failure.health(),
+            Next::Retry(outcome::requeue(failure)),
+        ),
+    };
+    status.observed_generation = generation;
+    status.conditions = conditions::conditions(&health, generation, &previous.conditions, now);
+    let written = outcome.as_ref().ok().and_then(write_event);
+    let events = written
+        .into_iter()
+        .chain(failure_event(previous, &health))
+        .collect();
+    let drift_corrected = matches!(
+        outcome,
+        Ok(Synced {
+            wrote: Some(Wrote::Patched {
+                spec_changed: false,
+                ..
+            }),
+            ..
+        })
+    );
+    Report {
+        status,
+        events,
+        next,
+        drift_corrected,
+    }
+}
+
+/// Status after a successful sync (conditions and generation are set by the caller).
+fn succeeded(previous: &IntegrationStatus, synced: &Synced, now: Timestamp) -> IntegrationStatus {
+    IntegrationStatus {
+        observed_generation: previous.observed_generation,
+        integration_id: Some(synced.remote.id.clone()),
+        application_id: Some(synced.application_id.as_str().into()),
+        api_url: Some(synced.api_url.as_str().into()),
+        origin: Some(synced.origin),
+        last_applied_time: if synced.wrote.is_some() {
+            Some(Time(now))
+        } else {
+            previous.last_applied_time.clone()
+        },
+        applied_secret_versions: (&synced.secret_versions).into(),
+        applied_fields: synced.applied_fields.clone(),
+        conditions: previous.conditions.clone(),
+    }
+}
+
+/// The Normal (or, for a re-create, Warning) Event of a write; none when nothing was written.
+fn write_event(synced: &Synced) -> Option<Note> {
+    let id = &synced.remote.id;
+    let app = &synced.application_id;
+    let (type_, reason, note) = match synced.wrote.as_ref()? {
+        Wrote::Created => (
+            EventType::Normal,
+            "Created",
+            format!("created integration {id} in application {app}"),
+        ),
+        Wrote::Recreated { old_id } => (
+            EventType::Warning,
+            "Recreated",
+            format!("integration {old_id} was deleted outside Kubernetes; re-created it as {id}"),
+        ),
+        Wrote::Adopted { patched } if patched.is_empty() => (
+            EventType::Normal,
+            "Adopted",
+            format!("took over existing integration {id} in application {app}"),
+        ),
+        Wrote::Adopted { patched } => (
+            EventType::Normal,
+            "Adopted",
+            format!(
+                "took over existing integration {id} in application {app} and updated {}",
+                patched.join(", ")
+            ),
+        ),
+        Wrote::Patched {
+            spec_changed: true,
+            fields,
+        } => (
+            EventType::Normal,
+            "Updated",
+            format!("updated {} of integration {id}", fields.join(", ")),
+        ),
+        Wrote::Patched {
+            spec_changed: false,
+            fields,
+        } => (
+            EventType::Normal,
+            "DriftCorrected",
+            format!(
+                "reverted changes to {} of integration {id} made outside Kubernetes",
+                fields.join(", ")
+            ),
+        ),
+    };
+    Some(Note {
+        type_,
+        reason,
+        action: "Sync",
+        note,
+    })
+}
+
+/// A Warning Event when the object enters a failing state (not on every retry).
+pub(super) fn failure_event(previous: &IntegrationStatus, health: &Health) -> Option<Note> {
+    // Waiting for the application to be verified is normal, not a failure worth an event.
+    if matches!(health, Health::Ready { .. }) || health.reason() == Reason::WaitingForApplication {
+        return None;
+    }
+    let before = conditions::ready_condition(&previous.conditions);
+    if before.is_some_and(|c| c.reason_is(health.reason())) {
+        return None;
+    }
+    Some(Note {
+        type_: EventType::Warning,
+        reason: health.reason().as_str(),
+        action: "Sync",
+        note: health.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jiff::SignedDuration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::crd::Origin;
+    use crate::losant;
+    use crate::sync::reason::{ConditionStatus, ConditionType};
+
+    const APP: &str = "0123456789abcdef0123456a";
+    const ID: &str = "bbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn remote() -> losant::Integration {
+        losant::Integration::from_value_lenient(
+            json!({"id": ID, "name": "broker-in", "integrationType": "mqtt"}),
+        )
+        .unwrap()
+    }
+
+    fn synced(wrote: Option<Wrote>) -> Synced {
+        Synced::for_test(remote(), Origin::Created, APP, wrote)
+    }
+
+    /// A status that was Ready (or in `health`) an hour ago, applied two hours ago.
+    fn previous(health: &Health) -> IntegrationStatus {
+        let hour_ago = now() - SignedDuration::from_hours(1);
+        IntegrationStatus {
+            observed_generation: Some(1),
+            integration_id: Some(ID.into()),
+            last_applied_time: Some(Time(now() - SignedDuration::from_hours(2))),
+            conditions: conditions::conditions(health, Some(1), &[], hour_ago),
+            ..IntegrationStatus::default()
+        }
+    }
+
+    fn ready() -> Health {
+        Health::Ready {
+            reason: Reason::Synced,
+            message: format!("integration {ID} matches the spec"),
+        }
+    }
+
+    fn note(type_: EventType, reason: &'static str, note: &str) -> Note {
+        Note {
+            type_,
+            reason,
+            action: "Sync",
+            note: note.into(),
+        }
+    }
+
+    #[test]
+    fn a_write_is_reported_with_its_event_and_time() {
+        let report = report(
+            Some(2),
+            &previous(&ready()),
+            &Ok(synced(Some(Wrote::Created))),
+            now(),
+        );
+        let status = &report.status;
+        assert_eq!(status.observed_generation, Some(2));
+        assert_eq!(status.integration_id.as_deref(), Some(ID));
+        assert_eq!(status.application_id.as_deref(), Some(APP));
+        assert_eq!(status.origin, Some(Origin::Created));
+        assert_eq!(status.last_applied_time, Some(Time(now())));
+        assert_eq!(status.applied_fields, ["enabled", "name"]);
+        let ready = conditions::ready_condition(&status.conditions).unwrap();
+        assert!(ready.is(ConditionType::Ready, ConditionStatus::True));
+        assert_eq!(ready.message, format!("integration {ID} matches the spec"));
+        assert_eq!(
+            report.events,
+            [note(
+                EventType::Normal,
+                "Created",
+                &format!("created integration {ID} in application {APP}")
+            )]
+        );
+        assert_eq!(report.next, Next::Resync);
+        assert!(!report.drift_corrected);
+    }
+
+    /// Nothing written: no Event, and nothing in status moves (it is not written again).
+    #[test]
+    fn an_unchanged_remote_reports_nothing_new() {
+        let before = report(Some(1), &previous(&ready()), &Ok(synced(None)), now()).status;
+        let again = report(
+            Some(1),
+            &before,
+            &Ok(synced(None)),
+            now() + SignedDuration::from_secs(60),
+        );
+        assert_eq!(again.status, before);
+        assert!(again.events.is_empty());
+        assert_eq!(
+            before.last_applied_time,
+            previous(&ready()).last_applied_time,
+            "lastAppliedTime moves only with a write"
+        );
+    }
+
+    #[test]
+    fn every_write_has_its_event() {
+        let fields = || vec!["enabled", "topics"];
+        let table = [
+            (
+                Wrote::Recreated {
+                    old_id: "old".into(),
+                },
+                note(
+                    EventType::Warning,
+                    "Recreated",
+                    &format!(
+                        "integration old was deleted outside Kubernetes; re-created it as {ID}"
+                    ),
+                ),
+            ),
+            (
+                Wrote::Adopted { patched: vec![] },
+                note(
+                    EventType::Normal,
+                    "Adopted",
+                    &format!("took over existing integration {ID} in application {APP}"),
+                ),
+            ),
+            (
+                Wrote::Adopted { patched: fields() },
+                note(
+                    EventType::Normal,
+                    "Adopted",
+                    &format!(
+                        "took over existing integration {ID} in application {APP} and updated enabled, topics"
+                    ),
+                ),
+            ),
+            (
+                Wrote::Patched {
+                    spec_changed: true,
+                    fields: fields(),
+                },
+                note(
+                    EventType::Normal,
+                    "Updated",
+                    &format!("updated enabled, topics of integration {ID}"),
+                ),
+            ),
+            (
+                Wrote::Patched {
+                    spec_changed: false,
+                    fields: fields(),
+                },
+                note(
+                    EventType::Normal,
+                    "DriftCorrected",
+                    &format!(
+                        "reverted changes to enabled, topics of integration {ID} made outside Kubernetes"
+                    ),
+                ),
+            ),
+        ];
+        for (wrote, expected) in table {
+            let drift = matches!(
+                wrote,
+                Wrote::Patched {
+                    spec_changed: false,
+                    ..
+                }
+            );
+            let report = report(
+                Some(1),
+                &previous(&ready()),
+                &Ok(synced(Some(wrote))),
+                now(),
+            );
+            assert_eq!(report.events, [expected]);
+            assert_eq!(report.drift_corrected, drift);
+        }
+    }
+
+    /// A failure keeps what status recorded, sets the conditions, and is announced only when the
+    /// object enters it.
+    #[test]
+    fn a_failure_is_announced_once() {
+        let failure = Failure::permanent(Reason::AmbiguousName, "2 integrations are named x");
+        let first = report(Some(1), &previous(&ready()), &Err(failure.clone()), now());
+        assert_eq!(first.status.integration_id.as_deref(), Some(ID));
+        assert_eq!(
+            first.status.last_applied_time,
+            previous(&ready()).last_applied_time
+        );
+        assert!(conditions::has(
+            &first.status.conditions,
+            ConditionType::Stalled,
+            ConditionStatus::True
+        ));
+        assert_eq!(
+            first.events,
+            [note(
+                EventType::Warning,
+                "AmbiguousName",
+                "2 integrations are named x"
+            )]
+        );
+        assert_eq!(first.next, Next::Retry(RequeueChoice::StalledRecheck));
+        let again = report(Some(1), &first.status, &Err(failure), now());
+        assert!(again.events.is_empty());
+        assert_eq!(again.status, first.status);
+    }
+
+    #[test]
+    fn waiting_is_not_a_failure_worth_an_event() {
+        let waiting = Failure::transient(Reason::WaitingForApplication, "waiting");
+        let report_of =
+            |failure: Failure| report(Some(1), &previous(&ready()), &Err(failure), now());
+        let waited = report_of(waiting);
+        assert!(waited.events.is_empty());
+        assert_eq!(waited.next, Next::Retry(RequeueChoice::Backoff(None)));
+        let pending = Failure::Transient {
+            reason: Reason::CreatePending,
+            message: "a create sent at … is not visible".into(),
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        let pending = report_of(pending);
+        assert_eq!(
+            pending.next,
+            Next::Retry(RequeueChoice::After(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            pending.events.len(),
+            1,
+            "a pending create is announced once"
+        );
+    }
+}
