@@ -1,4 +1,6 @@
-//! Deletion of an `Integration`: the remote follows the deletion policy, then the finalizer goes.
+//! Letting a remote go: on deletion of an `Integration` (the remote follows the deletion policy,
+//! then the finalizer goes), and when its spec moves to another application (the old remote
+//! follows the deletion policy before the new place is claimed).
 //!
 //! # Guarantees
 //! - The finalizer is removed only once the remote is confirmed deleted (a 404 counts: the
@@ -9,21 +11,63 @@
 //!   `DeletionBlocked` and why; switching `deletionPolicy` to `Orphan` lets it finish.
 
 use jiff::Timestamp;
+use kube::Api;
 use kube::api::{ListParams, ResourceExt};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, Resource};
 
 use super::super::context::Context;
 use super::super::error::Error;
 use super::super::outcome::{Failure, LosantCall};
 use super::super::{owners, status};
-use super::{Stop, announce, key, record, report};
+use super::report::{self, Note};
+use super::{Stop, announce, key, record};
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
 use crate::losant;
 use crate::sync::conditions::{self, Health};
 use crate::sync::locate;
 use crate::sync::reason::Reason;
+
+/// The spec moved to another application: the old remote follows the deletion policy, deleted
+/// with a token of the old application (a `LosantApplication` of this namespace that names it).
+/// A transient failure holds the move until it can be done; a permanent one leaves the old
+/// remote in place and says so.
+pub(super) async fn leave_old_application(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    old_id: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(), Stop> {
+    let old_app = previous.application_id.clone().unwrap_or_default();
+    let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
+    let note = match policy {
+        DeletionPolicy::Orphan => {
+            format!("integration {old_id} is left in application {old_app} (deletionPolicy Orphan)")
+        }
+        DeletionPolicy::Delete => {
+            match delete_one(obj, previous, old_id, &old_app, namespace, ctx).await {
+                Ok(true) => format!(
+                    "deleted integration {old_id} from application {old_app} after the move"
+                ),
+                // Already gone, or another object owns it: nothing to say again on every retry.
+                Ok(false) => return Ok(()),
+                Err(Stop::Failed(Failure::Permanent { message, .. })) => {
+                    format!("integration {old_id} is left in application {old_app}: {message}")
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    };
+    let moved = Note {
+        type_: EventType::Normal,
+        reason: "Moved",
+        action: "Move",
+        note,
+    };
+    announce(obj, moved, ctx).await;
+    Ok(())
+}
 
 /// Deletes (or orphans) the remote, then lets the finalizer go.
 pub async fn cleanup(
@@ -38,12 +82,17 @@ pub async fn cleanup(
             ctx.reset_backoff(&key(obj));
             ctx.owners.release(obj);
             if let Some((reason, note)) = note {
-                ctx.event(
-                    &obj.object_ref(&()),
-                    EventType::Normal,
-                    reason,
-                    "Delete",
-                    note,
+                let type_ = EventType::Normal;
+                let action = "Delete";
+                announce(
+                    obj,
+                    Note {
+                        type_,
+                        reason,
+                        action,
+                        note,
+                    },
+                    ctx,
                 )
                 .await;
             }

@@ -117,7 +117,7 @@ pub(super) async fn execute(
         secret_versions,
         _applied: (),
     };
-    record(obj, api, ctx, &synced).await?;
+    record_remote(obj, api, ctx, &synced).await?;
     Ok(synced)
 }
 
@@ -233,9 +233,9 @@ async fn send(
     Ok(patched)
 }
 
-/// Records the remote in annotations (before status: see [`record`]) and claims it in the
-/// owner index.
-async fn record(
+/// Records the remote in annotations (before status: see [`record`](mod@record)) and claims
+/// it in the owner index.
+async fn record_remote(
     obj: &Integration,
     api: &Api<Integration>,
     ctx: &Context,

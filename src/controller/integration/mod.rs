@@ -1,4 +1,15 @@
-//! The `Integration` reconciler: resolve → desired → locate → plan → execute → status.
+//! The `Integration` reconciler. An apply is a pipeline, one step per module:
+//!
+//! ```text
+//! resolve (I/O: read) ─► decide (pure, sync::decide) ─► execute (I/O: write) ─► report (pure)
+//!   Resolved{Facts}          Decision                       Synced                 Report
+//! ```
+//!
+//! Only `resolve` reads, only `execute` writes to Losant, and the decision and the report are
+//! plain functions of what was read and what was applied. `apply` then publishes the report's
+//! Events and writes its status. The clock is read here, at the edges, and passed in: status
+//! times are the reconcile's start, a decision is taken at the moment it is taken. Deletion, and
+//! leaving an application the spec moved away from, are in `cleanup`.
 //!
 //! # Guarantees
 //! - The finalizer is in place before anything is created in Losant.
@@ -13,7 +24,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::api::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource};
 
@@ -27,10 +37,9 @@ use super::context::Context;
 use super::error::Error;
 use super::outcome::{Failure, RequeueChoice};
 use super::status;
-use crate::crd::{DeletionPolicy, Integration, IntegrationStatus};
+use crate::crd::{Integration, IntegrationStatus};
 use crate::sync::conditions;
 use crate::sync::decide;
-use crate::sync::locate;
 use crate::sync::reason::{ConditionStatus, ConditionType};
 use execute::Synced;
 use report::{Next, Note, Report};
@@ -164,7 +173,7 @@ async fn sync(
     }
     let place = resolve::place(obj, namespace, ctx).await?;
     if let Some(old_id) = place.left_behind(previous) {
-        leave_old_application(obj, previous, old_id, namespace, ctx).await?;
+        cleanup::leave_old_application(obj, previous, old_id, namespace, ctx).await?;
     }
     let resolved = resolve::remote(obj, previous, place, ctx).await?;
     // The clock is read when deciding: a pending create's grace period counts to this moment.
@@ -214,48 +223,6 @@ async fn announce(obj: &Integration, note: Note, ctx: &Context) {
     } = note;
     ctx.event(&obj.object_ref(&()), type_, reason, action, note)
         .await;
-}
-
-/// The spec moved to another application: the old remote follows the deletion policy, deleted
-/// with a token of the old application (a `LosantApplication` of this namespace that names it).
-/// A transient failure holds the move until it can be done; a permanent one leaves the old
-/// remote in place and says so.
-async fn leave_old_application(
-    obj: &Integration,
-    previous: &IntegrationStatus,
-    old_id: &str,
-    namespace: &str,
-    ctx: &Context,
-) -> Result<(), Stop> {
-    let old_app = previous.application_id.clone().unwrap_or_default();
-    let policy = locate::effective_deletion_policy(obj.spec.deletion_policy, previous.origin);
-    let note = match policy {
-        DeletionPolicy::Orphan => {
-            format!("integration {old_id} is left in application {old_app} (deletionPolicy Orphan)")
-        }
-        DeletionPolicy::Delete => {
-            match cleanup::delete_one(obj, previous, old_id, &old_app, namespace, ctx).await {
-                Ok(true) => format!(
-                    "deleted integration {old_id} from application {old_app} after the move"
-                ),
-                // Already gone, or another object owns it: nothing to say again on every retry.
-                Ok(false) => return Ok(()),
-                Err(Stop::Failed(Failure::Permanent { message, .. })) => {
-                    format!("integration {old_id} is left in application {old_app}: {message}")
-                }
-                Err(other) => return Err(other),
-            }
-        }
-    };
-    ctx.event(
-        &obj.object_ref(&()),
-        EventType::Normal,
-        "Moved",
-        "Move",
-        note,
-    )
-    .await;
-    Ok(())
 }
 
 #[cfg(test)]
