@@ -143,24 +143,7 @@ async fn delete(
     ctx: &Context,
 ) -> Result<Option<(&'static str, String)>, Stop> {
     let pending = record::create_pending(obj, Timestamp::now());
-    // The annotations are written before status, so they are never older than it.
-    let recorded = record::annotated(obj)
-        .map(|a| Doomed {
-            id: a.id,
-            application_id: a.application_id,
-            origin: a.origin,
-        })
-        .or_else(|| {
-            let (id, application_id) = previous
-                .integration_id
-                .clone()
-                .zip(previous.application_id.clone())?;
-            Some(Doomed {
-                id,
-                application_id: application_id.to_string(),
-                origin: previous.origin,
-            })
-        });
+    let recorded = recorded(obj, previous);
     // A pending create is the operator's own, and deleted by default.
     let origin = recorded
         .as_ref()
@@ -235,6 +218,27 @@ struct Doomed {
     id: String,
     application_id: String,
     origin: Option<Origin>,
+}
+
+/// The remote recorded, whatever its application: from the annotations, which are written
+/// before status and so are never older than it; else from status.
+fn recorded(obj: &Integration, previous: &IntegrationStatus) -> Option<Doomed> {
+    if let Some(annotated) = record::annotated(obj) {
+        return Some(Doomed {
+            id: annotated.id,
+            application_id: annotated.application_id,
+            origin: annotated.origin,
+        });
+    }
+    let (id, application_id) = previous
+        .integration_id
+        .clone()
+        .zip(previous.application_id.clone())?;
+    Some(Doomed {
+        id,
+        application_id: application_id.to_string(),
+        origin: previous.origin,
+    })
 }
 
 /// The integration a pending create made, found by the name and in the application it was sent
