@@ -172,26 +172,6 @@ fn budget(faults: &Faults<'_>, elapsed: Duration) -> u64 {
     (2.0 * estimate + 10.0).ceil() as u64
 }
 
-/// The examples, pointed at this test's emulator, application and operator token.
-fn example_manifests(emulator: &EmulatorProcess) -> Vec<String> {
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&examples)
-        .expect("examples/ exists")
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|file| {
-            std::fs::read_to_string(file)
-                .expect("an example")
-                .replace("http://127.0.0.1:8787", emulator.base_url())
-                .replace("575ec8687ae143cd83dc4a97", emulator.application_id())
-                .replace("token: demo-token", &format!("token: {OPERATOR_TOKEN}"))
-        })
-        .collect()
-}
-
 /// `request` with retries: the harness's own calls meet the same faults as the operator's.
 fn with_retries(
     emulator: &EmulatorProcess,
@@ -224,7 +204,7 @@ fn run(prefix: &str, faults: Faults<'_>) {
     let grace = format!("{}s", CREATE_GRACE.as_secs());
     let mut operator = OperatorProcess::start(ns.name(), &["--create-grace-period", &grace]);
     let started = Instant::now();
-    for manifest in example_manifests(&emulator) {
+    for manifest in example_manifests(&emulator, OPERATOR_TOKEN) {
         ns.apply_ok(&manifest);
     }
     let applied_in = started.elapsed();

@@ -151,18 +151,10 @@ impl Scenario {
             self.assert_hardened_and_in_cluster(pod);
         }
 
-        for manifest in example_manifests(&self.emulator) {
+        for manifest in example_manifests(&self.emulator, OPERATOR_TOKEN) {
             self.ns.apply_ok(&manifest);
         }
-        for (name, _) in EXAMPLES {
-            wait_for_condition(
-                self.ns(),
-                &format!("integration/{name}"),
-                "Ready",
-                "True",
-                READY_TIMEOUT,
-            );
-        }
+        self.wait_for_examples_ready();
         self.assert_one_remote_per_integration();
         let leader = self.leader();
         assert!(
@@ -261,15 +253,7 @@ impl Scenario {
         }
         self.wait_for_remote_topics("rollout edit", "factory-broker", &["rollout/+"]);
         self.assert_one_remote_per_integration();
-        for (name, _) in EXAMPLES {
-            wait_for_condition(
-                self.ns(),
-                &format!("integration/{name}"),
-                "Ready",
-                "True",
-                READY_TIMEOUT,
-            );
-        }
+        self.wait_for_examples_ready();
     }
 
     fn roll_back(&self) {
@@ -318,6 +302,13 @@ impl Scenario {
 
     // -----------------------------------------------------------------------------------------
     // Observations
+
+    fn wait_for_examples_ready(&self) {
+        for (name, _) in EXAMPLES {
+            let kind_name = format!("integration/{name}");
+            wait_for_condition(self.ns(), &kind_name, "Ready", "True", READY_TIMEOUT);
+        }
+    }
 
     fn pods(&self) -> Vec<Pod> {
         let selector = format!("app.kubernetes.io/instance={RELEASE}");
@@ -582,24 +573,4 @@ impl Pod {
                 .collect(),
         }
     }
-}
-
-/// The examples, pointed at this test's emulator, application and operator token.
-fn example_manifests(emulator: &EmulatorProcess) -> Vec<String> {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&examples)
-        .expect("examples/ exists")
-        .map(|e| e.expect("a directory entry").path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|file| {
-            std::fs::read_to_string(file)
-                .expect("an example")
-                .replace("http://127.0.0.1:8787", emulator.base_url())
-                .replace("575ec8687ae143cd83dc4a97", emulator.application_id())
-                .replace("token: demo-token", &format!("token: {OPERATOR_TOKEN}"))
-        })
-        .collect()
 }

@@ -621,6 +621,31 @@ pub fn losant_application_manifest(
     )
 }
 
+/// The manifests of `examples/`, pointed at `emulator`, its application and `token`.
+pub fn example_manifests(emulator: &EmulatorProcess, token: &str) -> Vec<String> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .expect("examples/ exists")
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file)
+                .expect("an example")
+                .replace("http://127.0.0.1:8787", emulator.base_url())
+                .replace("575ec8687ae143cd83dc4a97", emulator.application_id())
+                .replace("token: demo-token", &format!("token: {token}"))
+        })
+        .collect()
+}
+
+/// The API server's URL from the current kubeconfig, checked to be on loopback.
+pub fn api_server_url() -> String {
+    local_cluster_check().unwrap_or_else(|message| panic!("{message}"))
+}
+
 /// An `Integration` manifest with the given spec (which should include `applicationRef`).
 pub fn integration_manifest(name: &str, spec: &Value) -> String {
     manifest("Integration", name, spec)

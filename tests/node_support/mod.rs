@@ -13,7 +13,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::e2e_support::{kubectl, kubectl_json};
+use crate::e2e_support::kubectl_json;
 
 /// The node cluster of this run.
 pub struct Nodes {
@@ -64,14 +64,7 @@ pub fn nodes_or_skip() -> Option<Nodes> {
         2,
         "the node tier needs two Ready nodes (scripts/control-plane.sh up --node); got {ready:?}"
     );
-    let out = kubectl(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    let server = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let server = crate::e2e_support::api_server_url();
     let api_port = url::Url::parse(&server)
         .ok()
         .and_then(|u| u.port())

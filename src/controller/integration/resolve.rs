@@ -127,39 +127,28 @@ pub(super) async fn remote(
     let pending = record::create_pending(obj, Timestamp::now());
     let found = match (rival, known_id) {
         (Some(rival), _) => Found::Claimed(rival),
-        (None, Some(id)) => {
-            let known = Known {
-                id,
-                name: &desired.name,
-                unchanged: !secrets_changed
-                    && obj.metadata.generation == previous.observed_generation
-                    && conditions::is_ready(&previous.conditions),
+        (None, known_id) => {
+            // The recorded remote if Losant still has it, else a lookup by name.
+            let known_remote = match known_id {
+                Some(id) => {
+                    let known = Known {
+                        id,
+                        name: &desired.name,
+                        unchanged: !secrets_changed
+                            && obj.metadata.generation == previous.observed_generation
+                            && conditions::is_ready(&previous.conditions),
+                    };
+                    read_known(&client, &application_id, &known, previous, ctx).await?
+                }
+                None => None,
             };
-            match read_known(&client, &application_id, &known, previous, ctx).await? {
+            match known_remote {
                 Some(remote) => Found::Known(Box::new(remote)),
                 None => {
-                    by_name(
-                        obj,
-                        &client,
-                        &application_id,
-                        pending.as_ref(),
-                        &desired,
-                        ctx,
-                    )
-                    .await?
+                    let pending = pending.as_ref();
+                    by_name(obj, &client, &application_id, pending, &desired, ctx).await?
                 }
             }
-        }
-        (None, None) => {
-            by_name(
-                obj,
-                &client,
-                &application_id,
-                pending.as_ref(),
-                &desired,
-                ctx,
-            )
-            .await?
         }
     };
     let facts = Facts {
