@@ -23,92 +23,109 @@ use crate::sync::reason::Reason;
 /// The controller's entry point for a `LosantApplication`.
 pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
-    let key = super::backoff_key("LosantApplication", Some(&namespace), &app.name_any());
+    let now = ctx.clock.now();
     let in_use = manage_in_use(&app, &namespace, &ctx).await?;
     if matches!(in_use, InUse::Released) {
         // Deleted and no longer used: let it go (nothing left to report on).
         return Ok(Action::await_change());
     }
-    // Integration events wake this reconciler for the in-use bookkeeping; the token is checked
-    // against Losant only when something it depends on changed or the re-check is due.
-    let fingerprint = fingerprint(&app, &namespace, &ctx).await?;
-    let ready = app.status.as_ref().is_some_and(|s| {
-        s.observed_generation == app.metadata.generation && conditions::is_ready(&s.conditions)
-    });
-    let uid = app.uid().unwrap_or_default();
-    let result = if ready && ctx.verified_recently(&uid, &fingerprint) {
-        Ok(())
-    } else {
-        let result = verify(&app, &namespace, &ctx).await?;
-        if result.is_ok() {
-            ctx.note_verified(&uid, fingerprint);
-        }
-        result
-    };
-    let (health, action) = match result {
-        Ok(()) => {
-            ctx.reset_backoff(&key);
-            let message = format!(
-                "the token can manage integrations of application {}",
-                app.spec.application_id
-            );
-            (
-                Health::Ready {
-                    reason: Reason::Verified,
-                    message,
-                },
-                Action::requeue(ctx.settings.application_recheck_interval),
-            )
-        }
-        Err(failure) => {
-            let action = match &failure {
-                Failure::Transient { retry_after, .. } => {
-                    Action::requeue(ctx.backoff(&key, *retry_after))
-                }
-                Failure::Permanent { .. } => Action::requeue(ctx.settings.stalled_retry_interval),
-            };
-            (failure.health(), action)
-        }
-    };
-    let previous = app.status.clone().unwrap_or_default();
-    let next = LosantApplicationStatus {
-        observed_generation: app.metadata.generation,
-        conditions: conditions::conditions(
-            &health,
-            app.metadata.generation,
-            &previous.conditions,
-            Timestamp::now(),
-        ),
-    };
-    let before = conditions::ready_condition(&previous.conditions)
-        .map(|c| (c.status.clone(), c.reason.clone()));
-    let after =
-        conditions::ready_condition(&next.conditions).map(|c| (c.status.clone(), c.reason.clone()));
-    if before != after {
-        let type_ = if matches!(health, Health::Ready { .. }) {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        ctx.event(
-            &app.object_ref(&()),
-            type_,
-            health.reason().as_str(),
-            "Verify",
-            health.message().to_owned(),
-        )
-        .await;
-    }
-    let api: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), &namespace);
-    if status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await? {
-        ctx.metrics.status_written();
-    }
+    let (health, action) = check(&app, &namespace, &ctx, now).await?;
+    report(&app, &namespace, &health, &ctx, now).await?;
     if matches!(in_use, InUse::HeldWhileDeleting) {
         // The Integrations' cache may lag behind their deletion: look again soon rather than at
         // the next re-check, so a namespace deletion is not held up.
         return Ok(Action::requeue(std::time::Duration::from_secs(2)));
     }
     Ok(action)
+}
+
+/// Whether the token works, and when to look again. Integration events wake this reconciler
+/// for the in-use bookkeeping; the token is checked against Losant only when something it
+/// depends on changed or the re-check is due.
+async fn check(
+    app: &LosantApplication,
+    namespace: &str,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<(Health, Action), Error> {
+    let key = super::backoff_key("LosantApplication", Some(namespace), &app.name_any());
+    let fingerprint = fingerprint(app, namespace, ctx).await?;
+    let ready = app.status.as_ref().is_some_and(|s| {
+        s.observed_generation == app.metadata.generation && conditions::is_ready(&s.conditions)
+    });
+    let uid = app.uid().unwrap_or_default();
+    let result = if ready && ctx.verified_recently(&uid, &fingerprint, now) {
+        Ok(())
+    } else {
+        let result = verify(app, namespace, ctx).await?;
+        if result.is_ok() {
+            ctx.note_verified(&uid, fingerprint, now);
+        }
+        result
+    };
+    Ok(match result {
+        Ok(()) => {
+            ctx.reset_backoff(&key);
+            let message = format!(
+                "the token can manage integrations of application {}",
+                app.spec.application_id
+            );
+            let ready = Health::Ready {
+                reason: Reason::Verified,
+                message,
+            };
+            (
+                ready,
+                Action::requeue(ctx.settings.application_recheck_interval),
+            )
+        }
+        Err(failure) => {
+            let wait = match &failure {
+                Failure::Transient { retry_after, .. } => ctx.backoff(&key, *retry_after),
+                Failure::Permanent { .. } => ctx.settings.stalled_retry_interval,
+            };
+            (failure.health(), Action::requeue(wait))
+        }
+    })
+}
+
+/// Publishes an Event when `Ready` changed, and writes the status if it changed.
+async fn report(
+    app: &LosantApplication,
+    namespace: &str,
+    health: &Health,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let previous = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let next = LosantApplicationStatus {
+        observed_generation: generation,
+        conditions: conditions::conditions(health, generation, &previous.conditions, now),
+    };
+    let ready =
+        |list| conditions::ready_condition(list).map(|c| (c.status.clone(), c.reason.clone()));
+    if ready(&previous.conditions) != ready(&next.conditions) {
+        let type_ = if matches!(health, Health::Ready { .. }) {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        let note = health.message().to_owned();
+        ctx.event(
+            &app.object_ref(&()),
+            type_,
+            health.reason().as_str(),
+            "Verify",
+            note,
+        )
+        .await;
+    }
+    let api: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
+    if status::apply_if_changed(&api, &app.name_any(), app.status.as_ref(), &next).await? {
+        ctx.metrics.status_written();
+    }
+    Ok(())
 }
 
 /// One cheap call that proves the token works against the application.
@@ -151,16 +168,14 @@ async fn manage_in_use(
     namespace: &str,
     ctx: &Context,
 ) -> Result<InUse, Error> {
-    let Some(stores) = ctx
-        .integration_stores(std::time::Duration::from_secs(2))
-        .await
-    else {
+    let patience = std::time::Duration::from_secs(2);
+    let Some(stores) = ctx.caches.synced_integrations(patience).await else {
         // The caches are not there yet: leave the finalizers as they are; the next reconcile
         // (an Integration event or the periodic re-check) settles them.
         tracing::debug!("Integration caches not synced yet; in-use finalizers left as they are");
         return Ok(InUse::Unknown);
     };
-    let used = in_use::users(&stores, namespace, &app.name_any()) > 0;
+    let used = in_use::users(stores, namespace, &app.name_any()) > 0;
     let deleting = app.metadata.deletion_timestamp.is_some();
     let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
     let others = apps
@@ -185,7 +200,7 @@ async fn manage_in_use(
         else {
             continue;
         };
-        let needed = in_use::secret_needed(&stores, &remaining, namespace, secret_name);
+        let needed = in_use::secret_needed(stores, &remaining, namespace, secret_name);
         let secret_deleting = secret.metadata.deletion_timestamp.is_some();
         // No new finalizer may be added to an object being deleted.
         if !secret_deleting || !needed {
@@ -244,7 +259,7 @@ pub fn cached_fingerprint(
     ctx: &Context,
 ) -> Option<String> {
     let versions = secret_names(app)
-        .map(|name| ctx.secret_version(namespace, name))
+        .map(|name| ctx.caches.secret_version(namespace, name))
         .collect::<Option<Vec<_>>>()?;
     Some(fingerprint_of(app, &versions))
 }

@@ -9,13 +9,13 @@
 //! - TLS is always verified; a private install's CA is added to the system's roots, never instead
 //!   of verification.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use sha2::{Digest, Sha256};
 
+use super::bounded::Bounded;
 use super::error::Error;
 use super::outcome::{Failure, LosantCall};
 use super::secrets;
@@ -87,6 +87,9 @@ impl ApiHostPolicy {
 /// burst) if it has one.
 type ClientKey = (String, [u8; 32], [u8; 32], Option<(String, u64, u32)>);
 
+/// How many Losant clients are kept (rotated tokens leave clients nobody asks for again).
+const CLIENT_CAPACITY: usize = 1024;
+
 /// A cache of Losant clients keyed by API URL, the SHA-256 of the token and of the extra CA.
 #[derive(Debug)]
 pub struct LosantClients {
@@ -95,7 +98,7 @@ pub struct LosantClients {
     policy: ApiHostPolicy,
     registry: LimiterRegistry,
     observer: Option<Arc<dyn RequestObserver>>,
-    clients: Mutex<HashMap<ClientKey, losant::Client>>,
+    clients: Bounded<ClientKey, losant::Client>,
 }
 
 impl LosantClients {
@@ -106,7 +109,7 @@ impl LosantClients {
             policy,
             registry: LimiterRegistry::new(),
             observer: None,
-            clients: Mutex::new(HashMap::new()),
+            clients: Bounded::new(CLIENT_CAPACITY),
         }
     }
 
@@ -140,12 +143,8 @@ impl LosantClients {
                 )
             }),
         );
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = clients.get(&key) {
-            return Ok(client.clone());
+        if let Some(client) = self.clients.get(&key) {
+            return Ok(client);
         }
         let mut builder = ClientBuilder::new(token.clone())
             .api_url(api_url)
@@ -166,11 +165,7 @@ impl LosantClients {
             }
             other => Failure::losant(LosantCall::SetUp, &other),
         })?;
-        // Rotated tokens leave stale entries; a bound keeps the cache from growing without end.
-        if clients.len() > 1024 {
-            clients.clear();
-        }
-        clients.insert(key, client.clone());
+        self.clients.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -205,9 +200,11 @@ fn client_fingerprint(
     namespace: &str,
     ctx: &super::Context,
 ) -> Option<String> {
-    let token = ctx.secret_version(namespace, &app.spec.token_secret_ref.name)??;
+    let token = ctx
+        .caches
+        .secret_version(namespace, &app.spec.token_secret_ref.name)??;
     let ca = match &app.spec.ca_bundle_secret_ref {
-        Some(reference) => ctx.secret_version(namespace, &reference.name)??,
+        Some(reference) => ctx.caches.secret_version(namespace, &reference.name)??,
         None => String::new(),
     };
     Some(format!(

@@ -8,17 +8,24 @@
 //!   `LosantApplication` changes, when a Secret they reference changes, and every resync interval.
 
 pub mod application;
+pub mod bounded;
+pub mod caches;
 pub mod clients;
+pub mod clock;
 pub mod context;
 pub mod error;
 pub mod in_use;
 pub mod integration;
 pub mod outcome;
 pub mod owners;
+mod routes;
 pub mod secrets;
 pub mod snapshot;
 pub mod status;
 pub mod sweep;
+
+#[cfg(test)]
+mod scenario_tests;
 
 use std::sync::Arc;
 
@@ -26,11 +33,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
+pub use caches::Caches;
+pub use clock::Clock;
 pub use context::{Context, Settings, SyncStrategy};
 pub use error::Error;
 
@@ -38,8 +46,11 @@ use crate::crd::{Integration, LosantApplication};
 use crate::ops::Operations;
 use crate::ops::lean::SpecAndStatus;
 use crate::sync::conditions;
-use crate::sync::desired::secret_refs;
 use crate::sync::reason::{ConditionStatus, ConditionType};
+use routes::{
+    ApplicationsWoken, applications_using, integrations_of, integrations_using, tokio_stream_from,
+    unbounded_stream_from, wake_channel,
+};
 
 /// Runs the controllers until a termination signal, always reconciling (no leader election)
 /// and without an operations server. `namespaces` empty means all namespaces.
@@ -72,30 +83,35 @@ pub async fn run_with(
     if !ops.prepare(&kube).await? {
         return Ok(());
     }
-    let mut ctx = Context::with_metrics(kube.clone(), settings, ops.metrics.clone());
-    ctx.caches_synced = Some(ops.readiness.clone());
-    let ctx = Arc::new(ctx);
     // Four watch caches per scope (Integrations, LosantApplications, and the Integration
     // controller's LosantApplications and Secret metadata); /readyz waits for all of them.
     ops.readiness.expect(4 * scopes.len());
+    let concurrency = settings.concurrency;
+    let watches: Vec<ScopeWatches> = scopes
+        .iter()
+        .map(|scope| ScopeWatches::new(&kube, scope.as_deref(), &ops, concurrency))
+        .collect();
+    // The context is built once every cache exists, and never changes after.
+    let caches = Caches {
+        synced: ops.readiness.clone(),
+        integrations: watches.iter().map(|w| w.integrations.store()).collect(),
+        applications: watches
+            .iter()
+            .map(|w| w.application_cache.clone())
+            .collect(),
+        secrets: watches.iter().map(|w| w.secret_cache.clone()).collect(),
+    };
+    let metrics = ops.metrics.clone();
+    let ctx = Arc::new(Context::new(
+        kube,
+        caches,
+        settings,
+        metrics,
+        Clock::system(),
+    ));
     let mut controllers = Vec::new();
-    ctx.expect_integration_stores(scopes.len());
-    for scope in scopes {
-        let (wake, woken) = wake_channel();
-        controllers.push(tokio::spawn(run_applications(
-            kube.clone(),
-            scope.clone(),
-            Arc::clone(&ctx),
-            ops.clone(),
-            woken,
-        )));
-        controllers.push(tokio::spawn(run_integrations(
-            kube.clone(),
-            scope,
-            Arc::clone(&ctx),
-            ops.clone(),
-            wake,
-        )));
+    for scope in watches {
+        controllers.extend(scope.run(&ctx, &ops));
     }
     if let Some(finished) = ops
         .supervise(futures::future::join_all(controllers))
@@ -180,71 +196,124 @@ async fn ensure_crds_installed(
     Ok(())
 }
 
-fn controller_config(ctx: &Context) -> ControllerConfig {
-    ControllerConfig::default().concurrency(ctx.settings.concurrency)
+/// One watched scope's two controllers with their watches and caches set up, not yet running:
+/// every cache exists before the [`Context`] is built.
+struct ScopeWatches {
+    applications: Controller<LosantApplication>,
+    integrations: Controller<Integration>,
+    /// The Integration controller's LosantApplication cache (reconciles read it).
+    application_cache: Store<LosantApplication>,
+    /// Secret metadata (never data): which version of each Secret exists.
+    secret_cache: Store<PartialObjectMeta<Secret>>,
+    /// The sweeper's requests to compare objects with a fresh view of their application.
+    sweep: (
+        tokio::sync::mpsc::Sender<ObjectRef<Integration>>,
+        tokio::sync::mpsc::Receiver<ObjectRef<Integration>>,
+    ),
 }
 
-/// How the Integration controller's cache wakes the LosantApplication controller of its scope
-/// (see [`in_use::UsageTracker`]): one application, or all of them after a (re)list.
-struct WakeApplications {
-    one: tokio::sync::mpsc::UnboundedSender<ObjectRef<LosantApplication>>,
-    all: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-/// The receiving ends of [`WakeApplications`].
-struct ApplicationsWoken {
-    one: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<LosantApplication>>,
-    all: tokio::sync::mpsc::UnboundedReceiver<()>,
-}
-
-fn wake_channel() -> (WakeApplications, ApplicationsWoken) {
-    let (one, one_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (all, all_rx) = tokio::sync::mpsc::unbounded_channel();
-    (
-        WakeApplications { one, all },
-        ApplicationsWoken {
-            one: one_rx,
-            all: all_rx,
-        },
-    )
-}
-
-impl WakeApplications {
-    /// A watch-event tap that follows usage and wakes applications whose use may have changed.
-    /// A closed channel means the other controller stopped, as at shutdown: nothing to do.
-    fn into_tap(self) -> impl FnMut(&watcher::Event<Integration>) + Send + 'static {
-        let mut tracker = in_use::UsageTracker::default();
-        move |event| match tracker.observe(event) {
-            in_use::Wake::Nothing => {}
-            in_use::Wake::Applications(apps) => {
-                for app in apps {
-                    let _ = self.one.send(app);
-                }
-            }
-            in_use::Wake::Everything => {
-                let _ = self.all.send(());
-            }
+impl ScopeWatches {
+    fn new(
+        kube: &kube::Client,
+        namespace: Option<&str>,
+        ops: &Operations,
+        concurrency: u16,
+    ) -> Self {
+        let config = ControllerConfig::default().concurrency(concurrency);
+        let (wake, woken) = wake_channel();
+        let integrations = ops
+            .controller_with_tap(
+                "Integration",
+                namespace,
+                api::<Integration>(kube, namespace),
+                |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
+                wake.into_tap(),
+            )
+            .with_config(config.clone());
+        let scope = namespace.unwrap_or("all namespaces");
+        let (application_cache, application_events) = ops.cache(
+            format!("LosantApplication (for Integrations) in {scope}"),
+            api::<LosantApplication>(kube, namespace),
+            |_| {},
+        );
+        let (secret_cache, secret_events) = ops.cache(
+            format!("Secret metadata in {scope}"),
+            secret_metadata(kube, namespace),
+            |_| {},
+        );
+        let (by_app, by_secret) = (integrations.store(), integrations.store());
+        let integrations = integrations
+            .watches_stream(application_events, move |app| {
+                integrations_of(&by_app, &app)
+            })
+            .watches_stream(secret_events, move |secret| {
+                integrations_using(&by_secret, &secret)
+            });
+        Self {
+            applications: applications_controller(kube, namespace, ops, woken).with_config(config),
+            integrations,
+            application_cache,
+            secret_cache,
+            sweep: tokio::sync::mpsc::channel(1024),
         }
+    }
+
+    /// Starts both controllers (and the sweeper) of the scope.
+    fn run(self, ctx: &Arc<Context>, ops: &Operations) -> [tokio::task::JoinHandle<()>; 2] {
+        let (sweep_tx, sweep_rx) = self.sweep;
+        if ctx.settings.sync_strategy == SyncStrategy::PerApplication {
+            tokio::spawn(sweep::supervise(
+                Arc::clone(ctx),
+                self.application_cache,
+                self.integrations.store(),
+                ops.leadership.clone(),
+                sweep_tx,
+            ));
+        }
+        let (app_ops, int_ops) = (ops.clone(), ops.clone());
+        let applications = self
+            .applications
+            .reconcile_all_on(ops.leadership.gained())
+            .graceful_shutdown_on(ops.shutdown.requested())
+            .run(
+                move |app, ctx| {
+                    app_ops.reconcile("LosantApplication", app, ctx, application::reconcile)
+                },
+                error_policy,
+                Arc::clone(ctx),
+            )
+            .for_each(log_result);
+        let integrations = self
+            .integrations
+            .reconcile_on(tokio_stream_from(sweep_rx))
+            .reconcile_all_on(ops.leadership.gained())
+            .graceful_shutdown_on(ops.shutdown.requested())
+            .run(
+                move |i, ctx| int_ops.reconcile("Integration", i, ctx, integration::reconcile),
+                error_policy,
+                Arc::clone(ctx),
+            )
+            .for_each(log_result);
+        [tokio::spawn(applications), tokio::spawn(integrations)]
     }
 }
 
-async fn run_applications(
-    kube: kube::Client,
-    namespace: Option<String>,
-    ctx: Arc<Context>,
-    ops: Operations,
+/// The LosantApplication controller of a scope, re-checking an application when its Secrets
+/// change or its use does.
+fn applications_controller(
+    kube: &kube::Client,
+    namespace: Option<&str>,
+    ops: &Operations,
     woken: ApplicationsWoken,
-) {
-    let apps = api::<LosantApplication>(&kube, namespace.as_deref());
-    let controller = ops
-        .controller("LosantApplication", namespace.as_deref(), apps, |app| {
-            ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice()))
-        })
-        .with_config(controller_config(&ctx));
+) -> Controller<LosantApplication> {
+    let apps = api::<LosantApplication>(kube, namespace);
+    let controller = ops.controller("LosantApplication", namespace, apps, |app| {
+        ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice()))
+    });
     let store = controller.store();
     controller
         .watches(
-            secret_metadata(&kube, namespace.as_deref()),
+            secret_metadata(kube, namespace),
             crate::ops::watch_config(),
             move |secret| applications_using(&store, &secret),
         )
@@ -252,94 +321,6 @@ async fn run_applications(
         // the Integration controller's cache says when (instead of a second Integration watch).
         .reconcile_on(unbounded_stream_from(woken.one))
         .reconcile_all_on(unbounded_stream_from(woken.all))
-        .reconcile_all_on(ops.leadership.gained())
-        .graceful_shutdown_on(ops.shutdown.requested())
-        .run(
-            move |app, ctx| ops.reconcile("LosantApplication", app, ctx, application::reconcile),
-            error_policy,
-            ctx,
-        )
-        .for_each(log_result)
-        .await;
-}
-
-async fn run_integrations(
-    kube: kube::Client,
-    namespace: Option<String>,
-    ctx: Arc<Context>,
-    ops: Operations,
-    wake_applications: WakeApplications,
-) {
-    let integrations = api::<Integration>(&kube, namespace.as_deref());
-    let controller = ops
-        .controller_with_tap(
-            "Integration",
-            namespace.as_deref(),
-            integrations,
-            |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
-            wake_applications.into_tap(),
-        )
-        .with_config(controller_config(&ctx));
-    let by_app = controller.store();
-    let by_secret = controller.store();
-    ctx.register_integration_store(controller.store());
-    // The LosantApplications, cached: reconciles read them from here instead of the API server.
-    let scope = namespace.as_deref().unwrap_or("all namespaces");
-    let (applications, application_events) = ops.cache(
-        format!("LosantApplication (for Integrations) in {scope}"),
-        api::<LosantApplication>(&kube, namespace.as_deref()),
-        |_| {},
-    );
-    ctx.register_application_store(applications.clone());
-    // Secret metadata (never data), cached: which version of each Secret exists.
-    let (secrets, secret_events) = ops.cache(
-        format!("Secret metadata in {scope}"),
-        secret_metadata(&kube, namespace.as_deref()),
-        |_| {},
-    );
-    ctx.register_secret_store(secrets);
-    // The sweeper's requests to compare objects with a fresh view of their application.
-    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel(1024);
-    if ctx.settings.sync_strategy == SyncStrategy::PerApplication {
-        tokio::spawn(sweep::supervise(
-            Arc::clone(&ctx),
-            applications,
-            controller.store(),
-            ops.leadership.clone(),
-            sweep_tx,
-        ));
-    }
-    controller
-        .reconcile_on(tokio_stream_from(sweep_rx))
-        .watches_stream(application_events, move |app| {
-            integrations_of(&by_app, &app)
-        })
-        .watches_stream(secret_events, move |secret| {
-            integrations_using(&by_secret, &secret)
-        })
-        .reconcile_all_on(ops.leadership.gained())
-        .graceful_shutdown_on(ops.shutdown.requested())
-        .run(
-            move |i, ctx| ops.reconcile("Integration", i, ctx, integration::reconcile),
-            error_policy,
-            ctx,
-        )
-        .for_each(log_result)
-        .await;
-}
-
-/// The receiving end of an unbounded channel as a stream.
-fn unbounded_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// The receiving end of a channel as a stream.
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Whether a `LosantApplication` was verified for its current spec.
@@ -358,56 +339,6 @@ pub fn is_ready(app: &LosantApplication) -> bool {
 /// The reason of the `Ready` condition in `list`, for the objects-by-reason gauge.
 fn ready_reason(list: Option<&[crate::crd::Condition]>) -> Option<String> {
     conditions::ready_condition(list?).map(|c| c.reason.to_string())
-}
-
-/// The applications whose token or CA bundle is the Secret `secret`.
-fn applications_using<S: ResourceExt>(
-    store: &Store<LosantApplication>,
-    secret: &S,
-) -> Vec<ObjectRef<LosantApplication>> {
-    let (namespace, name) = (secret.namespace(), secret.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|app| {
-            app.namespace() == namespace
-                && (app.spec.token_secret_ref.name == name
-                    || app
-                        .spec
-                        .ca_bundle_secret_ref
-                        .as_ref()
-                        .is_some_and(|r| r.name == name))
-        })
-        .map(|app| ObjectRef::from_obj(app.as_ref()))
-        .collect()
-}
-
-fn integrations_of(
-    store: &Store<Integration>,
-    app: &LosantApplication,
-) -> Vec<ObjectRef<Integration>> {
-    let (namespace, name) = (app.namespace(), app.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|i| i.namespace() == namespace && i.spec.application_ref.name == name)
-        .map(|i| ObjectRef::from_obj(i.as_ref()))
-        .collect()
-}
-
-fn integrations_using<S: ResourceExt>(
-    store: &Store<Integration>,
-    secret: &S,
-) -> Vec<ObjectRef<Integration>> {
-    let (namespace, name) = (secret.namespace(), secret.name_any());
-    store
-        .state()
-        .iter()
-        .filter(|i| {
-            i.namespace() == namespace && secret_refs(&i.spec).iter().any(|r| r.name == name)
-        })
-        .map(|i| ObjectRef::from_obj(i.as_ref()))
-        .collect()
 }
 
 /// Kubernetes API failures (and blocked deletions) back off per object.

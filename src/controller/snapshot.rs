@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::clock::Clock;
 use crate::losant::{self, Integration};
 
 /// How long this process's own writes are remembered: longer than any refresh takes, so one that
@@ -143,9 +144,10 @@ pub enum Seen {
 }
 
 /// Views by API URL and application id.
-#[derive(Default)]
 pub struct Snapshots {
     slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    /// When a view was taken, and how old it is, by this clock.
+    clock: Clock,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -155,6 +157,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Snapshots {
+    /// No views yet; their ages are read from `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            slots: Mutex::default(),
+            clock,
+        }
+    }
+
     fn slot(&self, api_url: &str, application_id: &str) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
         Arc::clone(
@@ -174,16 +184,17 @@ impl Snapshots {
     ) -> Result<HashSet<String>, losant::Error> {
         let slot = self.slot(client.api_url(), application_id);
         let _one_at_a_time = slot.refreshing.lock().await;
-        Self::refresh_slot(&slot, client, application_id).await?;
+        self.refresh_slot(&slot, client, application_id).await?;
         Ok(std::mem::take(&mut lock(&slot.view).changed_since_sweep))
     }
 
     async fn refresh_slot(
+        &self,
         slot: &Slot,
         client: &losant::Client,
         application_id: &str,
     ) -> Result<(), losant::Error> {
-        let started = Timestamp::now();
+        let started = self.clock.now();
         let listing = client.list_everything(application_id).await?;
         let mut view = lock(&slot.view);
         let previous = std::mem::take(&mut view.by_id);
@@ -242,20 +253,20 @@ impl Snapshots {
         let fresh = |slot: &Slot| {
             let view = lock(&slot.view);
             view.taken.is_some_and(|taken| {
-                age(taken) <= max_age && not_before.is_none_or(|not_before| taken > not_before)
+                self.age(taken) <= max_age && not_before.is_none_or(|not_before| taken > not_before)
             })
         };
         if fresh(&slot) {
             return Ok(slot);
         }
-        let asked = Timestamp::now();
+        let asked = self.clock.now();
         {
             let _one_at_a_time = slot.refreshing.lock().await;
             // Someone else may have refreshed while this waited: a refresh that started after
             // this asked is as good as one of its own.
             let refreshed_since = lock(&slot.view).taken.is_some_and(|taken| taken >= asked);
             if !refreshed_since && !fresh(&slot) {
-                Self::refresh_slot(&slot, client, application_id).await?;
+                self.refresh_slot(&slot, client, application_id).await?;
             }
         }
         Ok(slot)
@@ -302,7 +313,7 @@ impl Snapshots {
         // of the write is the precise one.
         let not_before = own_write.or(not_before);
         let recent = |as_of: Timestamp| {
-            age(as_of) <= max_age && not_before.is_none_or(|not_before| as_of >= not_before)
+            self.age(as_of) <= max_age && not_before.is_none_or(|not_before| as_of >= not_before)
         };
         match view.by_id.get(id) {
             Some(entry) if recent(entry.as_of) => Some(entry.seen()),
@@ -376,7 +387,7 @@ impl Snapshots {
         let slot = self.slot(api_url, application_id);
         let mut view = lock(&slot.view);
         let write = Write {
-            at: Timestamp::now(),
+            at: self.clock.now(),
             after: after.cloned().map(slim),
         };
         view.apply_write(id, &write);
@@ -388,7 +399,7 @@ impl Snapshots {
     pub fn note_seen(&self, api_url: &str, application_id: &str, seen: &[Integration]) {
         let slot = self.slot(api_url, application_id);
         let mut view = lock(&slot.view);
-        let now = Timestamp::now();
+        let now = self.clock.now();
         for integration in seen {
             view.by_id
                 .insert(integration.id.clone(), Entry::new(integration.clone(), now));
@@ -408,10 +419,10 @@ impl Snapshots {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-fn age(at: Timestamp) -> Duration {
-    Timestamp::now().duration_since(at).unsigned_abs()
+    fn age(&self, at: Timestamp) -> Duration {
+        self.clock.now().duration_since(at).unsigned_abs()
+    }
 }
 
 #[cfg(test)]

@@ -149,40 +149,10 @@ pub async fn sweep_once(
             app.spec.application_id.to_ascii_lowercase(),
         );
         if !listed.contains_key(&key) {
-            let client = match clients::for_application(&app, &namespace, ctx).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(failure)) => {
-                    tracing::debug!(
-                        namespace,
-                        application = name,
-                        reason = failure.reason().as_str(),
-                        "sweep: no client for the application; its objects wait"
-                    );
-                    swept.failed += 1;
-                    continue;
-                }
-                Err(error) => {
-                    tracing::debug!(namespace, application = name, error = %error, "sweep: reading the application's Secrets failed; its objects wait");
-                    swept.failed += 1;
-                    continue;
-                }
+            let Some(changed) = refresh(ctx, &app, &namespace, &key.1).await else {
+                swept.failed += 1;
+                continue;
             };
-            let changed = match ctx.snapshots.refresh_for_sweep(&client, &key.1).await {
-                Ok(changed) => changed,
-                Err(error) => {
-                    tracing::info!(namespace, application = name, error = %error, "sweep: listing the application failed; its objects are compared on the next sweep");
-                    swept.failed += 1;
-                    continue;
-                }
-            };
-            // The list just proved that the token works against the application: the
-            // LosantApplication's periodic re-check need not spend a call of its own.
-            if let (Some(uid), Some(fingerprint)) = (
-                app.uid(),
-                super::application::cached_fingerprint(&app, &namespace, ctx),
-            ) {
-                ctx.note_verified(&uid, fingerprint);
-            }
             listed.insert(key.clone(), changed);
             swept.applications += 1;
         }
@@ -203,6 +173,53 @@ pub async fn sweep_once(
         }
     }
     swept
+}
+
+/// Lists the application `app` names into its snapshot; the ids whose remote changed since the
+/// previous sweep, or `None` when there is no client or the list failed (its objects wait).
+async fn refresh(
+    ctx: &Context,
+    app: &LosantApplication,
+    namespace: &str,
+    application_id: &str,
+) -> Option<HashSet<String>> {
+    let name = app.name_any();
+    let client = match clients::for_application(app, namespace, ctx).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(failure)) => {
+            tracing::debug!(
+                namespace,
+                application = name,
+                reason = failure.reason().as_str(),
+                "sweep: no client for the application; its objects wait"
+            );
+            return None;
+        }
+        Err(error) => {
+            tracing::debug!(namespace, application = name, error = %error, "sweep: reading the application's Secrets failed; its objects wait");
+            return None;
+        }
+    };
+    let changed = match ctx
+        .snapshots
+        .refresh_for_sweep(&client, application_id)
+        .await
+    {
+        Ok(changed) => changed,
+        Err(error) => {
+            tracing::info!(namespace, application = name, error = %error, "sweep: listing the application failed; its objects are compared on the next sweep");
+            return None;
+        }
+    };
+    // The list just proved that the token works against the application: the
+    // LosantApplication's periodic re-check need not spend a call of its own.
+    if let (Some(uid), Some(fingerprint)) = (
+        app.uid(),
+        super::application::cached_fingerprint(app, namespace, ctx),
+    ) {
+        ctx.note_verified(&uid, fingerprint, ctx.clock.now());
+    }
+    Some(changed)
 }
 
 /// Whether an object needs comparing after a refresh that found `changed` remotes differing.

@@ -77,7 +77,8 @@ pub async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, Error> {
     let previous = obj.status.clone().unwrap_or_default();
-    match delete(obj, &previous, namespace, ctx).await {
+    let now = ctx.clock.now();
+    match delete(obj, &previous, namespace, ctx, now).await {
         Ok(note) => {
             ctx.reset_backoff(&key(obj));
             ctx.owners.release(obj);
@@ -118,12 +119,8 @@ pub async fn cleanup(
                 },
             };
             let mut next = previous.clone();
-            next.conditions = conditions::conditions(
-                &health,
-                obj.metadata.generation,
-                &previous.conditions,
-                Timestamp::now(),
-            );
+            next.conditions =
+                conditions::conditions(&health, obj.metadata.generation, &previous.conditions, now);
             if let Some(note) = report::failure_event(&previous, &health) {
                 announce(obj, note, ctx).await;
             }
@@ -141,8 +138,9 @@ async fn delete(
     previous: &IntegrationStatus,
     namespace: &str,
     ctx: &Context,
+    now: Timestamp,
 ) -> Result<Option<(&'static str, String)>, Stop> {
-    let pending = record::create_pending(obj, Timestamp::now());
+    let pending = record::create_pending(obj, now);
     let recorded = recorded(obj, previous);
     // A pending create is the operator's own, and deleted by default.
     let origin = recorded
@@ -165,7 +163,7 @@ async fn delete(
     // A create still pending (its answer lost, or a crash before recording it) may have made
     // another integration, under the name and application it was sent with.
     if let Some(pending) = &pending
-        && let Some(made) = find_pending(obj, namespace, ctx, pending).await?
+        && let Some(made) = find_pending(obj, namespace, ctx, pending, now).await?
         && !doomed.iter().any(|d| d.id == made.id)
     {
         doomed.push(made);
@@ -248,6 +246,7 @@ async fn find_pending(
     namespace: &str,
     ctx: &Context,
     pending: &record::Pending,
+    now: Timestamp,
 ) -> Result<Option<Doomed>, Stop> {
     let application_id = match &pending.application_id {
         Some(id) => id.clone(),
@@ -278,7 +277,7 @@ async fn find_pending(
         .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
     match matches.as_slice() {
         [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
-        [] if pending.age(Timestamp::now()) < ctx.settings.create_grace_period => {
+        [] if pending.age(now) < ctx.settings.create_grace_period => {
             Err(Failure::transient(Reason::Deleting, "a create may still show up in Losant's lists; waiting for it before letting go").into())
         }
         [] => Ok(None),

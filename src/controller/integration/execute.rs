@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use kube::Api;
 use kube::api::ResourceExt;
 
@@ -190,7 +189,7 @@ async fn create(target: &Target<'_>, post: &IntegrationPost) -> Result<losant::I
     } = *target;
     let finalizer = (!has_finalizer(obj)).then_some(FINALIZER);
     // The marker says when the POST was sent: the clock is read at the moment of sending.
-    let sent_at = Timestamp::now();
+    let sent_at = ctx.clock.now();
     record::mark_create_pending(api, obj, sent_at, application_id, &post.name, finalizer).await?;
     let created = match client.create(application_id, post).await {
         Ok(created) => created,

@@ -8,7 +8,8 @@
 //! Only `resolve` reads, only `execute` writes to Losant, and the decision and the report are
 //! plain functions of what was read and what was applied. `apply` then publishes the report's
 //! Events and writes its status. The clock is read here, at the edges, and passed in: status
-//! times are the reconcile's start, a decision is taken at the moment it is taken. Deletion, and
+//! times, the refusal re-check and a pending create's grace period count to the reconcile's start
+//! ([`Clock`](super::clock::Clock), injectable). Deletion, and
 //! leaving an application the spec moved away from, are in `cleanup`.
 //!
 //! # Guarantees
@@ -127,16 +128,17 @@ async fn apply(
 ) -> Result<Action, Error> {
     let obj = &*latest(cached, api).await?;
     let previous = obj.status.clone().unwrap_or_default();
-    // Status times are the reconcile's start.
-    let started = Timestamp::now();
+    // One reading of the clock: status times, the refusal's re-check and a pending create's
+    // grace period all count to the reconcile's start.
+    let now = ctx.clock.now();
     // Held until the id is recorded, so another object with this name sees it.
     let _name_lock = ctx.owners.lock_name(obj.remote_name()).await;
-    let outcome = match sync(obj, api, &previous, namespace, ctx).await {
+    let outcome = match sync(obj, api, &previous, namespace, ctx, now).await {
         Ok(synced) => Ok(synced),
         Err(Stop::Failed(failure)) => Err(failure),
         Err(Stop::Kube(error)) => return Err(error),
     };
-    let report = report::report(obj.metadata.generation, &previous, &outcome, started);
+    let report = report::report(obj.metadata.generation, &previous, &outcome, now);
     publish(obj, api, report, ctx).await
 }
 
@@ -164,21 +166,21 @@ async fn sync(
     previous: &IntegrationStatus,
     namespace: &str,
     ctx: &Context,
+    now: Timestamp,
 ) -> Result<Synced, Stop> {
     // A create Losant refused for good is not tried again before the stalled re-check, even
     // though the operator's own writes (status, the create-pending marker) wake this reconciler.
     let recheck = ctx.settings.stalled_retry_interval;
-    if let Some(failure) = refused_recently(obj, previous, Timestamp::now(), recheck) {
+    if let Some(failure) = refused_recently(obj, previous, now, recheck) {
         return Err(failure.into());
     }
     let place = resolve::place(obj, namespace, ctx).await?;
     if let Some(old_id) = place.left_behind(previous) {
         cleanup::leave_old_application(obj, previous, old_id, namespace, ctx).await?;
     }
-    let resolved = resolve::remote(obj, previous, place, ctx).await?;
-    // The clock is read when deciding: a pending create's grace period counts to this moment.
+    let resolved = resolve::remote(obj, previous, place, ctx, now).await?;
     let grace = ctx.settings.create_grace_period;
-    let decision = decide::decide(&resolved.facts, Timestamp::now(), grace);
+    let decision = decide::decide(&resolved.facts, now, grace);
     execute::execute(obj, api, ctx, resolved, decision).await
 }
 

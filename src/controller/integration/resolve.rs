@@ -110,6 +110,7 @@ pub(super) async fn remote(
     previous: &IntegrationStatus,
     place: Place,
     ctx: &Context,
+    now: Timestamp,
 ) -> Result<Resolved, Stop> {
     let secrets_changed =
         !place.is_where(previous) || previous.applied_secret_versions != place.secret_versions;
@@ -124,7 +125,7 @@ pub(super) async fn remote(
     let known_id = recorded.as_ref().map(|r| r.id.as_str());
     let claims = owners::claims(&api_url, &application_id, &desired.name, known_id);
     let rival = ctx.owners.claim(&ctx.kube, obj, claims).await?;
-    let pending = record::create_pending(obj, Timestamp::now());
+    let pending = record::create_pending(obj, now);
     let found = match (rival, known_id) {
         (Some(rival), _) => Found::Claimed(rival),
         (None, known_id) => {
@@ -195,7 +196,7 @@ async fn ready_application(
     ctx: &Context,
 ) -> Result<LosantApplication, Stop> {
     let name = &obj.spec.application_ref.name;
-    let app = match ctx.cached_application(namespace, name) {
+    let app = match ctx.caches.application(namespace, name) {
         Some(cached) => cached.map(|app| app.as_ref().clone()),
         None => {
             let apps: Api<LosantApplication> = Api::namespaced(ctx.kube.clone(), namespace);
