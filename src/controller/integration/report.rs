@@ -427,4 +427,91 @@ mod tests {
             "a pending create is announced once"
         );
     }
+
+    /// Every reason, as a transient failure (with and without Losant's Retry-After) and as a
+    /// permanent one, through the status step: the conditions it sets, the Event it announces
+    /// when the object enters it, what it leaves of the last success, and when to look again.
+    #[test]
+    fn every_reason_reports_its_conditions_event_and_requeue() {
+        let wait = Some(Duration::from_secs(7));
+        for &reason in Reason::ALL {
+            let message = format!("because of {reason}");
+            let rows = [
+                (Failure::transient(reason, message.as_str()), None),
+                (
+                    Failure::Transient {
+                        reason,
+                        message: message.clone(),
+                        retry_after: wait,
+                    },
+                    wait,
+                ),
+                (Failure::permanent(reason, message.as_str()), None),
+            ];
+            for (failure, retry_after) in rows {
+                let permanent = matches!(failure, Failure::Permanent { .. });
+                let before = previous(&ready());
+                let out = report(Some(2), &before, &Err(failure.clone()), now());
+                let case = format!("{reason} permanent={permanent} retry_after={retry_after:?}");
+
+                let expected_next = match (permanent, reason, retry_after) {
+                    (true, Reason::ConflictingOwner, _) => RequeueChoice::After(outcome::SOON),
+                    (true, _, _) => RequeueChoice::StalledRecheck,
+                    (false, Reason::CreatePending, Some(wait)) => RequeueChoice::After(wait),
+                    (false, _, retry_after) => RequeueChoice::Backoff(retry_after),
+                };
+                assert_eq!(out.next, Next::Retry(expected_next), "{case}");
+
+                let status = |kind: ConditionType| {
+                    let c = (out.status.conditions.iter())
+                        .find(|c| c.type_ == kind.as_str())
+                        .unwrap();
+                    (c.status.clone(), c.reason.to_string(), c.message.clone())
+                };
+                let (held, idle) = if permanent {
+                    (ConditionType::Stalled, ConditionType::Reconciling)
+                } else {
+                    (ConditionType::Reconciling, ConditionType::Stalled)
+                };
+                let said = (reason.as_str().to_owned(), message.clone());
+                let (t, f) = (ConditionStatus::True, ConditionStatus::False);
+                assert_eq!(
+                    status(ConditionType::Ready),
+                    (f.as_str().into(), said.0.clone(), said.1.clone()),
+                    "{case}"
+                );
+                assert_eq!(
+                    status(held),
+                    (t.as_str().into(), said.0.clone(), said.1.clone()),
+                    "{case}"
+                );
+                assert_eq!(
+                    status(idle),
+                    (
+                        f.as_str().into(),
+                        Reason::None.as_str().into(),
+                        String::new()
+                    ),
+                    "{case}"
+                );
+                assert_eq!(out.status.observed_generation, Some(2), "{case}");
+                assert_eq!(out.status.integration_id, before.integration_id, "{case}");
+                assert_eq!(
+                    out.status.last_applied_time, before.last_applied_time,
+                    "{case}"
+                );
+                assert!(!out.drift_corrected, "{case}");
+
+                // Announced when it enters the reason (the object was Ready, reason Synced),
+                // except waiting for the application, which is no failure.
+                let announced = reason != Reason::Synced && reason != Reason::WaitingForApplication;
+                let expected_events = if announced {
+                    vec![note(EventType::Warning, reason.as_str(), &message)]
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(out.events, expected_events, "{case}");
+            }
+        }
+    }
 }
