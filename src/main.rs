@@ -186,8 +186,11 @@ fn main() -> anyhow::Result<()> {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     ops::memory::tune_allocator();
     telemetry::init(args.log_format, &args.log_level)?;
-    // reqwest is built without a default rustls provider; pick ring before any client exists.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // reqwest is built without a default rustls provider; pick ring before any client exists
+    // (an error only says that one was installed already).
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     let limits = RateLimits {
         requests_per_second: args.losant_rate_limit,
         burst: args.losant_burst,

@@ -27,13 +27,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Scripts wait for this line; without a stdout to write to, the emulator still serves.
     let mut stdout = std::io::stdout();
-    let _ = writeln!(
+    if writeln!(
         stdout,
         "losant-emulator listening on {}",
         running.base_url()
-    );
-    let _ = stdout.flush();
+    )
+    .and_then(|()| stdout.flush())
+    .is_err()
+    {
+        eprintln!("losant-emulator: could not write the listening address to stdout");
+    }
     wait_for_stop_signal().await;
     match running.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,5 +61,8 @@ async fn wait_for_stop_signal() {
             return;
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        // No way to be told to stop: stop now rather than run unstoppable.
+        eprintln!("losant-emulator: cannot listen for Ctrl-C ({error}); stopping");
+    }
 }

@@ -43,12 +43,14 @@ impl WakeApplications {
         move |event| match tracker.observe(event) {
             in_use::Wake::Nothing => {}
             in_use::Wake::Applications(apps) => {
-                for app in apps {
-                    let _ = self.one.send(app);
+                if apps.into_iter().any(|app| self.one.send(app).is_err()) {
+                    tracing::debug!("the LosantApplication controller stopped; nothing to wake");
                 }
             }
             in_use::Wake::Everything => {
-                let _ = self.all.send(());
+                if self.all.send(()).is_err() {
+                    tracing::debug!("the LosantApplication controller stopped; nothing to wake");
+                }
             }
         }
     }

@@ -100,7 +100,7 @@ impl Readiness {
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|c| c.ready()).await;
+        rx.wait_for(|c| c.ready()).await.ok();
     }
 }
 
@@ -212,7 +212,10 @@ mod tests {
 
     #[tokio::test]
     async fn endpoints_answer() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Another test may have installed it already.
+        rustls::crypto::ring::default_provider()
+            .install_default()
+            .ok();
         let readiness = Readiness::default();
         let metrics = Metrics::new();
         let addr = serve(

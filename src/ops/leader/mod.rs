@@ -310,12 +310,12 @@ impl Elector {
     fn became_leader(&self) {
         tracing::info!(identity = %self.config.identity, lease = %self.lease_ref(), "leader election: acquired the lease; this replica reconciles now");
         self.metrics.set_leader(true);
-        let _ = self.tx.send(true);
+        self.tx.send_replace(true);
     }
 
     /// Stops reconciling (first) and builds the error that ends the process.
     fn lose(&self, why: String) -> LeaderError {
-        let _ = self.tx.send(false);
+        self.tx.send_replace(false);
         self.metrics.set_leader(false);
         tracing::error!(identity = %self.config.identity, lease = %self.lease_ref(), %why, "leader election: lost the lease; stopped reconciling and exiting");
         LeaderError::Lost {
@@ -391,7 +391,7 @@ impl Elector {
     /// Stops reconciling, then hands the lease back if we still hold it.
     async fn step_down(&mut self) {
         let was_leader = *self.tx.borrow();
-        let _ = self.tx.send(false);
+        self.tx.send_replace(false);
         self.metrics.set_leader(false);
         if !was_leader {
             return;
@@ -436,7 +436,8 @@ impl Elector {
 impl ElectorHandle {
     /// Steps down (if leader) and waits for the election loop to end.
     pub async fn release(self) -> Result<(), LeaderError> {
-        let _ = self.release.send(());
+        // The loop may have ended already (the lease was lost): then there is no one to tell.
+        self.release.send(()).ok();
         match self.task.await {
             Ok(result) => result,
             // The loop panicked or was cancelled: nothing left to release.
