@@ -89,6 +89,11 @@ fn slim(mut integration: Integration) -> Integration {
     integration.application_id = None;
     integration.creation_date = None;
     integration.last_updated = None;
+    // Keep-alives tick all the time; what the connection state is made of changes rarely, and
+    // only such a change should make the sweep compare the object again.
+    if let Some(status) = &mut integration.status {
+        status.last_keep_alive = None;
+    }
     integration
 }
 

@@ -15,6 +15,7 @@ mod model;
 mod observe;
 mod retry;
 mod secret;
+mod status;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_PER_PAGE,
@@ -38,3 +39,4 @@ pub use model::{
 pub use observe::RequestObserver;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
+pub use status::{ConnectInfo, DisconnectInfo, RemoteStatus};

@@ -172,6 +172,9 @@ pub struct Integration {
     /// `websocketConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket_config: Option<Box<RemoteWebsocketConfig>>,
+    /// Runtime connection state (read-only; never sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::RemoteStatus>,
     /// Top-level fields that were present but could not be read (names only, never values).
     #[serde(skip)]
     pub unreadable_fields: Vec<String>,
