@@ -11,6 +11,7 @@
 //! - [`reason`]: condition reasons, types and statuses, typed.
 
 pub mod conditions;
+pub mod connection;
 pub mod decide;
 pub mod desired;
 pub mod locate;

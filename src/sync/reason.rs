@@ -94,6 +94,20 @@ reasons! {
     ApiHostNotAllowed => "ApiHostNotAllowed",
     /// The Losant client cannot be built (e.g. a bad CA bundle).
     InvalidClientConfig => "InvalidClientConfig",
+    /// Losant reports the integration connected.
+    Connected => "Connected",
+    /// Losant reports the integration disconnected.
+    Disconnected => "Disconnected",
+    /// The integration is disabled: it does not connect.
+    Disabled => "Disabled",
+    /// Losant has not reported a connection (or the lack of one) yet.
+    NotReported => "NotReported",
+    /// `losant.io/paused` is set: the operator does not call Losant for this object.
+    Paused => "Paused",
+    /// `ObserveOnly`: the remote matches the spec.
+    Observed => "Observed",
+    /// `ObserveOnly`: the remote differs from the spec (and the operator leaves it so).
+    DriftDetected => "DriftDetected",
     /// A condition that is not `True` (`Reconciling` or `Stalled` at rest).
     None => "None",
 }
@@ -189,6 +203,8 @@ wire_enum! {
         Reconciling => "Reconciling",
         /// Progress is blocked by an error that needs a change to fix (abnormal-true).
         Stalled => "Stalled",
+        /// Whether Losant reports the integration connected (independent of `Ready`).
+        Connected => "Connected",
     }
 }
 
@@ -237,6 +253,13 @@ mod tests {
         (Reason::SecretKeyNotFound, "SecretKeyNotFound"),
         (Reason::ApiHostNotAllowed, "ApiHostNotAllowed"),
         (Reason::InvalidClientConfig, "InvalidClientConfig"),
+        (Reason::Connected, "Connected"),
+        (Reason::Disconnected, "Disconnected"),
+        (Reason::Disabled, "Disabled"),
+        (Reason::NotReported, "NotReported"),
+        (Reason::Paused, "Paused"),
+        (Reason::Observed, "Observed"),
+        (Reason::DriftDetected, "DriftDetected"),
         (Reason::None, "None"),
     ];
 
@@ -320,6 +343,13 @@ mod tests {
             | SecretKeyNotFound
             | ApiHostNotAllowed
             | InvalidClientConfig
+            | Connected
+            | Disconnected
+            | Disabled
+            | NotReported
+            | Paused
+            | Observed
+            | DriftDetected
             | None => Requeue::Ordinary,
         }
     }
@@ -334,7 +364,7 @@ mod tests {
     #[test]
     fn condition_types_and_statuses_keep_their_wire_strings() {
         let types: Vec<&str> = ConditionType::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(types, ["Ready", "Reconciling", "Stalled"]);
+        assert_eq!(types, ["Ready", "Reconciling", "Stalled", "Connected"]);
         let statuses: Vec<String> = ConditionStatus::ALL.iter().map(|s| s.to_string()).collect();
         assert_eq!(statuses, ["True", "False", "Unknown"]);
     }
