@@ -37,6 +37,11 @@ fn enabled_by_default() -> bool {
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Connected",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Connected\")].status"
+    ),
+    printcolumn(
         name = "Remote ID",
         type_ = "string",
         json_path = ".status.integrationId"
@@ -101,6 +106,27 @@ pub struct IntegrationSpec {
     /// created it, `Orphan` if it adopted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// `Full` (default): the operator creates, updates and deletes the remote integration.
+    /// `ObserveOnly`: it only finds it (by recorded id or exact name) and reports it, its
+    /// connection and how it differs from this spec; it never writes to Losant.
+    #[serde(default, skip_serializing_if = "ManagementPolicy::is_full")]
+    pub management_policy: ManagementPolicy,
+}
+
+/// How far the operator manages the remote integration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create, update and delete it.
+    #[default]
+    Full,
+    /// Find and report it; never write to Losant.
+    ObserveOnly,
+}
+
+impl ManagementPolicy {
+    fn is_full(&self) -> bool {
+        *self == ManagementPolicy::Full
+    }
 }
 
 /// The six Losant integration types.
@@ -224,10 +250,39 @@ pub struct IntegrationStatus {
     /// operator owns, so it can tell a field removed from the spec from one Losant filled in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied_fields: Vec<Word>,
-    /// `Ready`, plus kstatus's `Reconciling` and `Stalled`.
+    /// The remote's connection as Losant last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionStatus>,
+    /// The value of the `losant.io/reconcile-requested-at` annotation last handled: set once a
+    /// reconcile asked for by it has compared the object with a fresh read from Losant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// `Ready`, plus kstatus's `Reconciling` and `Stalled`, and `Connected`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The remote's connection, as Losant reports it.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus {
+    /// `Connected`, `Disconnected`, `Disabled` or `NotReported` (as the `Connected` condition's
+    /// reason).
+    pub state: Word,
+    /// When the current state began, as Losant reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// `since` in seconds since the epoch, for tools that cannot read times (Argo CD's health
+    /// checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_unix: Option<i64>,
+    /// Losant's error text of the last disconnect, sanitized, while disconnected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When Losant tries to connect again, while disconnected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<Time>,
 }
 
 /// Secret name → `resourceVersion`: a map on the wire, a sorted vector in memory. Every cached

@@ -21,8 +21,8 @@ pub use config::{
     ParticleSpec, SqsSpec, WebsocketHeaderSpec, WebsocketSpec,
 };
 pub use integration::{
-    AdoptionPolicy, DeletionPolicy, Integration, IntegrationSpec, IntegrationStatus,
-    IntegrationTypeSpec, Origin, SecretVersions,
+    AdoptionPolicy, ConnectionStatus, DeletionPolicy, Integration, IntegrationSpec,
+    IntegrationStatus, IntegrationTypeSpec, ManagementPolicy, Origin, SecretVersions,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

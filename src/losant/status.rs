@@ -11,16 +11,32 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub struct RemoteStatus {
     /// Last keep-alive, epoch ms.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_keep_alive: Option<f64>,
     /// When Losant tries to connect again, epoch ms.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_attempt: Option<f64>,
     /// The last connect.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connect_info: Option<ConnectInfo>,
     /// The last disconnect.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disconnect_info: Option<DisconnectInfo>,
 }
 
@@ -28,7 +44,11 @@ pub struct RemoteStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectInfo {
     /// When, epoch ms.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ts: Option<f64>,
 }
 
@@ -36,10 +56,18 @@ pub struct ConnectInfo {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisconnectInfo {
     /// When, epoch ms.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ts: Option<f64>,
     /// Why, in Losant's words (e.g. `Keepalive Timeout`); may quote what the remote end said.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error: Option<String>,
 }
 
@@ -69,7 +97,10 @@ mod tests {
         assert_eq!(status.last_keep_alive, Some(1_764_763_200_000.0));
         assert_eq!(status.connect_info.unwrap().ts, Some(1_764_763_100_000.0));
         let disconnect = status.disconnect_info.unwrap();
-        assert_eq!((disconnect.ts, disconnect.error.as_deref()), (None, Some("Keepalive Timeout")));
+        assert_eq!(
+            (disconnect.ts, disconnect.error.as_deref()),
+            (None, Some("Keepalive Timeout"))
+        );
 
         let odd: RemoteStatus = serde_json::from_value(json!({
             "lastKeepAlive": "yesterday", "connectInfo": 7, "disconnectInfo": {"ts": "x", "error": 5}

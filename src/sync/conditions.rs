@@ -4,6 +4,7 @@
 
 use jiff::Timestamp;
 
+use super::connection::Connection;
 use super::reason::{ConditionStatus, ConditionType, Reason};
 use crate::crd::Condition;
 
@@ -34,6 +35,11 @@ pub enum Health {
         /// For humans.
         message: String,
     },
+    /// Held on purpose (`losant.io/paused`): not ready, and neither working nor blocked.
+    Paused {
+        /// For humans.
+        message: String,
+    },
 }
 
 impl Health {
@@ -43,6 +49,7 @@ impl Health {
             Health::Ready { reason, .. }
             | Health::Progressing { reason, .. }
             | Health::Stalled { reason, .. } => *reason,
+            Health::Paused { .. } => Reason::Paused,
         }
     }
 
@@ -51,7 +58,8 @@ impl Health {
         match self {
             Health::Ready { message, .. }
             | Health::Progressing { message, .. }
-            | Health::Stalled { message, .. } => message,
+            | Health::Stalled { message, .. }
+            | Health::Paused { message } => message,
         }
     }
 }
@@ -68,6 +76,7 @@ pub fn conditions(
         Health::Ready { .. } => (True, False, False),
         Health::Progressing { .. } => (False, True, False),
         Health::Stalled { .. } => (False, False, True),
+        Health::Paused { .. } => (False, False, False),
     };
     let message = truncate(health.message(), MAX_CONDITION_MESSAGE);
     let make = |kind: ConditionType, status: ConditionStatus| {
@@ -93,6 +102,26 @@ pub fn conditions(
         make(ConditionType::Reconciling, reconciling),
         make(ConditionType::Stalled, stalled),
     ]
+}
+
+/// The `Connected` condition saying `connection`, keeping its transition time from `existing`
+/// while its status holds (a new error text alone is no transition).
+pub fn connected(
+    connection: &Connection,
+    generation: Option<i64>,
+    existing: &[Condition],
+    now: Timestamp,
+) -> Condition {
+    let kept = find(existing, ConditionType::Connected, connection.status)
+        .map(|c| c.last_transition_time.clone());
+    Condition {
+        type_: ConditionType::Connected.as_str().into(),
+        status: connection.status.as_str().into(),
+        reason: connection.reason.as_str().into(),
+        message: truncate(&connection.message, MAX_CONDITION_MESSAGE),
+        observed_generation: generation,
+        last_transition_time: kept.unwrap_or_else(|| now.into()),
+    }
 }
 
 /// Whether two condition lists say the same, ignoring transition times.

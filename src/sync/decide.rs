@@ -21,7 +21,7 @@ use super::locate::{self, Lookup};
 use super::owners::Rival;
 use super::plan::{self, Conflict, LastApplied, Plan};
 use super::reason::Reason;
-use crate::crd::{AdoptionPolicy, Origin, Word};
+use crate::crd::{AdoptionPolicy, ManagementPolicy, Origin, Word};
 use crate::losant::{Integration, IntegrationPatch, IntegrationPost};
 
 /// The longest wait for a pending create before looking again.
@@ -81,6 +81,8 @@ pub struct Facts {
     pub desired: Desired,
     /// The spec's `adoptionPolicy`.
     pub adoption_policy: AdoptionPolicy,
+    /// The spec's `managementPolicy`.
+    pub management: ManagementPolicy,
     /// The application (lowercase id) the spec points at.
     pub application_id: String,
     /// The remote recorded for this application and API URL, if any.
@@ -131,6 +133,13 @@ pub enum Decision {
         remote: Box<Integration>,
         /// How the operator came to manage it.
         origin: Origin,
+    },
+    /// `ObserveOnly`: the remote found, and how it differs from the spec. Nothing is written.
+    Observe {
+        /// The remote found.
+        remote: Box<Integration>,
+        /// The fields that differ (secret fields are never compared).
+        drift: Vec<&'static str>,
     },
     /// A create sent earlier may still show up in Losant's lists: look again before creating.
     Wait(PendingCreate),
@@ -185,6 +194,13 @@ pub enum Refusal {
     },
     /// The remote cannot be made to match (its type differs).
     ImmutableField(Conflict),
+    /// `ObserveOnly` and no remote carries the name.
+    NotFound {
+        /// Where.
+        application_id: String,
+        /// The name looked up.
+        name: String,
+    },
 }
 
 impl Refusal {
@@ -195,6 +211,7 @@ impl Refusal {
             Refusal::AmbiguousName { .. } => Reason::AmbiguousName,
             Refusal::AlreadyExists { .. } => Reason::AlreadyExists,
             Refusal::ImmutableField(_) => Reason::ImmutableField,
+            Refusal::NotFound { .. } => Reason::NotFound,
         }
     }
 }
@@ -220,6 +237,13 @@ impl std::fmt::Display for Refusal {
                 "integration {id} is already named {name:?} and adoptionPolicy is Never"
             ),
             Refusal::ImmutableField(conflict) => conflict.fmt(f),
+            Refusal::NotFound {
+                application_id,
+                name,
+            } => write!(
+                f,
+                "no integration in application {application_id} is named {name:?}; managementPolicy is ObserveOnly, so the operator does not create it"
+            ),
         }
     }
 }
@@ -244,6 +268,9 @@ pub fn lookup_name(pending_here: Option<&Pending>, desired: &Desired) -> String 
 
 /// Decides what to do, at `now`, waiting at most `grace` for a pending create to show up.
 pub fn decide(facts: &Facts, now: Timestamp, grace: Duration) -> Decision {
+    if facts.management == ManagementPolicy::ObserveOnly {
+        return observe(facts);
+    }
     match &facts.found {
         Found::Claimed(rival) => Decision::Refuse(Refusal::ConflictingOwner(rival.clone())),
         // Without a recorded origin, Adopted is the safe guess: it orphans on delete.
@@ -268,6 +295,41 @@ pub fn decide(facts: &Facts, now: Timestamp, grace: Duration) -> Decision {
             }
         }
     }
+}
+
+/// `ObserveOnly`: the recorded remote, or the one remote carrying the name, and how it differs.
+fn observe(facts: &Facts) -> Decision {
+    let remote = match &facts.found {
+        Found::Claimed(rival) => return Decision::Refuse(Refusal::ConflictingOwner(rival.clone())),
+        Found::Known(remote) => remote.clone(),
+        Found::Named { name, matches } => match matches.as_slice() {
+            [one] => Box::new(one.clone()),
+            [] => {
+                return Decision::Refuse(Refusal::NotFound {
+                    application_id: facts.application_id.clone(),
+                    name: name.clone(),
+                });
+            }
+            many => {
+                return Decision::Refuse(Refusal::AmbiguousName {
+                    count: many.len(),
+                    application_id: facts.application_id.clone(),
+                    name: name.clone(),
+                });
+            }
+        },
+    };
+    // Only what the spec sets is compared; secret values never are (Losant does not echo them).
+    let nothing_applied = LastApplied {
+        fields: &[],
+        secrets_changed: false,
+    };
+    let drift = match plan::plan(&facts.desired, Some(&remote), &nothing_applied) {
+        Plan::Patch(patch) => plan::patched_fields(&patch),
+        Plan::Conflict(_) => vec!["integrationType"],
+        Plan::InSync | Plan::Create(_) => Vec::new(),
+    };
+    Decision::Observe { remote, drift }
 }
 
 /// Nothing carries the name: create, unless a create sent less than `grace` ago may still show

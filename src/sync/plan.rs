@@ -208,3 +208,24 @@ fn headers_match(
 fn looks_masked(value: &str) -> bool {
     !value.is_empty() && value.chars().all(|c| c == '*' || c == '•')
 }
+
+/// The fields a patch sends, for events.
+pub fn patched_fields(patch: &IntegrationPatch) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if patch.name.is_some() {
+        fields.push("name");
+    }
+    if patch.enabled.is_some() {
+        fields.push("enabled");
+    }
+    if patch.topics.is_some() {
+        fields.push("topics");
+    }
+    if patch.credential_name.is_some() {
+        fields.push("credentialName");
+    }
+    if let Some(config) = &patch.config {
+        fields.push(config.integration_type().config_field().unwrap_or("config"));
+    }
+    fields
+}

@@ -22,7 +22,9 @@ use super::super::outcome::{Failure, LosantCall};
 use super::super::{owners, status};
 use super::report::{self, Note};
 use super::{Stop, announce, key, record};
-use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication, Origin};
+use crate::crd::{
+    DeletionPolicy, Integration, IntegrationStatus, LosantApplication, ManagementPolicy, Origin,
+};
 use crate::losant;
 use crate::sync::conditions::{self, Health};
 use crate::sync::locate;
@@ -132,6 +134,24 @@ pub async fn cleanup(
     }
 }
 
+/// What deleting `obj` does to its remote: its `deletionPolicy`, else `Delete` for what the
+/// operator created (a pending create counts) and `Orphan` for what it adopted. Under
+/// `ObserveOnly` the remote is never deleted. Orphaning calls no Losant API.
+pub(super) fn deletion_policy(
+    obj: &Integration,
+    previous: &IntegrationStatus,
+    now: Timestamp,
+) -> DeletionPolicy {
+    if obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+        return DeletionPolicy::Orphan;
+    }
+    let pending = record::create_pending(obj, now);
+    let origin = recorded(obj, previous)
+        .and_then(|r| r.origin)
+        .or(pending.map(|_| Origin::Created));
+    locate::effective_deletion_policy(obj.spec.deletion_policy, origin)
+}
+
 /// Does the deletion; returns the event to publish, if any.
 async fn delete(
     obj: &Integration,
@@ -142,13 +162,7 @@ async fn delete(
 ) -> Result<Option<(&'static str, String)>, Stop> {
     let pending = record::create_pending(obj, now);
     let recorded = recorded(obj, previous);
-    // A pending create is the operator's own, and deleted by default.
-    let origin = recorded
-        .as_ref()
-        .and_then(|r| r.origin)
-        .or(pending.as_ref().map(|_| Origin::Created));
-    if locate::effective_deletion_policy(obj.spec.deletion_policy, origin) == DeletionPolicy::Orphan
-    {
+    if deletion_policy(obj, previous, now) == DeletionPolicy::Orphan {
         return Ok(recorded.map(|r| {
             (
                 "Orphaned",

@@ -21,7 +21,9 @@ use super::resolve::Resolved;
 use super::{FINALIZER, Stop, has_finalizer, record};
 use crate::crd::{Integration, Origin, Word};
 use crate::losant::{self, IntegrationPatch, IntegrationPost};
+use crate::sync::connection::{self, Connection};
 use crate::sync::decide::Decision;
+use crate::sync::desired::Desired;
 use crate::sync::plan;
 
 /// What a write to Losant did.
@@ -43,12 +45,17 @@ pub(super) enum Wrote {
 /// A successful sync: the remote as Losant last answered, recorded in annotations.
 pub(super) struct Synced {
     pub remote: losant::Integration,
-    pub origin: Origin,
+    /// How the operator came to manage it; for an observed remote, what was recorded, if anything.
+    pub origin: Option<Origin>,
     pub application_id: String,
     pub api_url: String,
     pub wrote: Option<Wrote>,
     pub applied_fields: Vec<Word>,
     pub secret_versions: BTreeMap<String, String>,
+    /// `ObserveOnly`: the fields that differ from the spec (nothing was written).
+    pub drift: Option<Vec<&'static str>>,
+    /// The remote's connection, as Losant reports it.
+    pub connection: Connection,
     /// Only [`execute`] builds one: status is reported from what was applied, not planned.
     _applied: (),
 }
@@ -62,14 +69,17 @@ impl Synced {
         application_id: &str,
         wrote: Option<Wrote>,
     ) -> Self {
+        let connection = connection::assess(remote.status.as_ref(), true, &[]);
         Synced {
             remote,
-            origin,
+            origin: Some(origin),
             application_id: application_id.into(),
             api_url: "https://api.losant.com".into(),
             wrote,
             applied_fields: vec!["enabled".into(), "name".into()],
             secret_versions: BTreeMap::from([("mqtt".into(), "7".into())]),
+            drift: None,
+            connection,
             _applied: (),
         }
     }
@@ -105,15 +115,32 @@ pub(super) async fn execute(
         api,
         obj,
     };
+    if let Decision::Observe { remote, drift } = decision {
+        // Nothing is written, not even the finalizer or the annotations: status reports it.
+        return Ok(Synced {
+            connection: connection_of(&remote, &facts.desired),
+            remote: *remote,
+            origin: facts.recorded.and_then(|r| r.origin),
+            application_id: facts.application_id,
+            api_url,
+            wrote: None,
+            applied_fields: Vec::new(),
+            secret_versions,
+            drift: Some(drift),
+            _applied: (),
+        });
+    }
     let (remote, origin, wrote) = write(&target, decision).await?;
     let synced = Synced {
+        connection: connection_of(&remote, &facts.desired),
         remote,
-        origin,
+        origin: Some(origin),
         application_id: facts.application_id,
         api_url,
         wrote,
         applied_fields: plan::applied_fields(&facts.desired),
         secret_versions,
+        drift: None,
         _applied: (),
     };
     record_remote(obj, api, ctx, &synced).await?;
@@ -146,7 +173,10 @@ async fn write(
         }
         Decision::Adopt { remote, patch } => {
             let (remote, patched) = match patch {
-                Some(patch) => (send(target, &remote, &patch).await?, patched_fields(&patch)),
+                Some(patch) => (
+                    send(target, &remote, &patch).await?,
+                    plan::patched_fields(&patch),
+                ),
                 None => (*remote, Vec::new()),
             };
             Ok((remote, Origin::Adopted, Some(Wrote::Adopted { patched })))
@@ -158,7 +188,7 @@ async fn write(
             spec_changed,
         } => {
             let patched = send(target, &remote, &patch).await?;
-            let fields = patched_fields(&patch);
+            let fields = plan::patched_fields(&patch);
             let wrote = Wrote::Patched {
                 spec_changed,
                 fields,
@@ -166,6 +196,8 @@ async fn write(
             Ok((patched, origin, Some(wrote)))
         }
         Decision::InSync { remote, origin } => Ok((*remote, origin, None)),
+        // Handled by `execute` before any write; kept total rather than panicking.
+        Decision::Observe { remote, .. } => Ok((*remote, Origin::Adopted, None)),
         Decision::Wait(wait) => Err(Failure::Transient {
             reason: wait.reason(),
             message: wait.message(),
@@ -241,8 +273,10 @@ async fn record_remote(
     synced: &Synced,
 ) -> Result<(), Error> {
     let (id, app) = (&synced.remote.id, &synced.application_id);
-    if !record::records(obj, id, app, synced.origin) {
-        record::record(api, &obj.name_any(), id, app, synced.origin).await?;
+    // A managed remote always has its origin; Adopted is the safe reading (it orphans).
+    let origin = synced.origin.unwrap_or(Origin::Adopted);
+    if !record::records(obj, id, app, origin) {
+        record::record(api, &obj.name_any(), id, app, origin).await?;
     }
     let claims = owners::claims(&synced.api_url, app, &synced.remote.name, Some(id));
     ctx.owners.claim(&ctx.kube, obj, claims).await?;
@@ -250,6 +284,13 @@ async fn record_remote(
         crate::failpoint::hit("before-status");
     }
     Ok(())
+}
+
+/// The connection of `remote`, its error text masked of the secret values `desired` carries.
+fn connection_of(remote: &losant::Integration, desired: &Desired) -> Connection {
+    let enabled = remote.enabled.unwrap_or(desired.enabled);
+    let secrets = connection::secret_values(desired);
+    connection::assess(remote.status.as_ref(), enabled, &secrets)
 }
 
 /// Adds [`FINALIZER`], guarded by the object's `resourceVersion` (a concurrent change makes it
@@ -273,25 +314,4 @@ async fn add_finalizer(api: &Api<Integration>, obj: &Integration) -> Result<Inte
     )
     .await
     .map_err(Error::kube("add the finalizer"))
-}
-
-/// The fields a patch sends, for events.
-fn patched_fields(patch: &IntegrationPatch) -> Vec<&'static str> {
-    let mut fields = Vec::new();
-    if patch.name.is_some() {
-        fields.push("name");
-    }
-    if patch.enabled.is_some() {
-        fields.push("enabled");
-    }
-    if patch.topics.is_some() {
-        fields.push("topics");
-    }
-    if patch.credential_name.is_some() {
-        fields.push("credentialName");
-    }
-    if let Some(config) = &patch.config {
-        fields.push(config.integration_type().config_field().unwrap_or("config"));
-    }
-    fields
 }

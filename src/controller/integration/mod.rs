@@ -30,6 +30,7 @@ use kube::{Api, Resource};
 
 mod cleanup;
 mod execute;
+mod paused;
 mod record;
 mod report;
 mod resolve;
@@ -38,7 +39,7 @@ use super::context::Context;
 use super::error::Error;
 use super::outcome::{Failure, RequeueChoice};
 use super::status;
-use crate::crd::{Integration, IntegrationStatus};
+use crate::crd::{Integration, IntegrationStatus, ManagementPolicy};
 use crate::sync::conditions;
 use crate::sync::decide;
 use crate::sync::reason::{ConditionStatus, ConditionType};
@@ -47,6 +48,12 @@ use report::{Next, Note, Report};
 
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
+
+pub use paused::PAUSED;
+
+/// The annotation whose changed value asks for a reconcile against a fresh read from Losant;
+/// status `lastHandledReconcileAt` says which value was handled.
+pub const RECONCILE_REQUESTED_AT: &str = "losant.io/reconcile-requested-at";
 
 /// The refusal still in force at `now` when the last reconcile of this generation stalled on
 /// Losant refusing a write (bad token, missing scope, rejected body) less than `recheck` ago.
@@ -94,6 +101,9 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Integration> = Api::namespaced(ctx.kube.clone(), &namespace);
     ctx.owners_ready().await;
+    if paused::holds(&obj, &ctx) {
+        return paused::hold(&obj, &api, &ctx).await;
+    }
     // Without the finalizer nothing remote was made or taken over yet: it goes on with the first
     // write that needs it (in the same patch as the create-pending marker, or just before
     // adopting), not in a write and a watch round trip of its own, which for thousands of new
@@ -131,14 +141,20 @@ async fn apply(
     // One reading of the clock: status times, the refusal's re-check and a pending create's
     // grace period all count to the reconcile's start.
     let now = ctx.clock.now();
+    let requested = obj
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT)
+        .map(String::as_str);
+    // A new request is answered from Losant itself, not from what this process saw lately.
+    let fresh = requested.is_some() && requested != previous.last_handled_reconcile_at.as_deref();
     // Held until the id is recorded, so another object with this name sees it.
     let _name_lock = ctx.owners.lock_name(obj.remote_name()).await;
-    let outcome = match sync(obj, api, &previous, namespace, ctx, now).await {
+    let outcome = match sync(obj, api, &previous, namespace, ctx, (now, fresh)).await {
         Ok(synced) => Ok(synced),
         Err(Stop::Failed(failure)) => Err(failure),
         Err(Stop::Kube(error)) => return Err(error),
     };
-    let report = report::report(obj.metadata.generation, &previous, &outcome, now);
+    let report = report::report(obj.metadata.generation, &previous, &outcome, now, requested);
     publish(obj, api, report, ctx).await
 }
 
@@ -166,7 +182,7 @@ async fn sync(
     previous: &IntegrationStatus,
     namespace: &str,
     ctx: &Context,
-    now: Timestamp,
+    (now, fresh): (Timestamp, bool),
 ) -> Result<Synced, Stop> {
     // A create Losant refused for good is not tried again before the stalled re-check, even
     // though the operator's own writes (status, the create-pending marker) wake this reconciler.
@@ -175,10 +191,11 @@ async fn sync(
         return Err(failure.into());
     }
     let place = resolve::place(obj, namespace, ctx).await?;
-    if let Some(old_id) = place.left_behind(previous) {
+    let full = obj.spec.management_policy == ManagementPolicy::Full;
+    if let Some(old_id) = place.left_behind(previous).filter(|_| full) {
         cleanup::leave_old_application(obj, previous, old_id, namespace, ctx).await?;
     }
-    let resolved = resolve::remote(obj, previous, place, ctx, now).await?;
+    let resolved = resolve::remote(obj, previous, place, ctx, (now, fresh)).await?;
     let grace = ctx.settings.create_grace_period;
     let decision = decide::decide(&resolved.facts, now, grace);
     execute::execute(obj, api, ctx, resolved, decision).await

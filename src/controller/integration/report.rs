@@ -14,9 +14,10 @@ use kube::runtime::events::EventType;
 
 use super::super::outcome::{self, Failure, RequeueChoice};
 use super::execute::{Synced, Wrote};
-use crate::crd::IntegrationStatus;
+use crate::crd::{Condition, ConnectionStatus, IntegrationStatus};
 use crate::sync::conditions::{self, Health};
-use crate::sync::reason::Reason;
+use crate::sync::connection::Connection;
+use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
 
 /// An Event to publish about the object.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,21 +50,21 @@ pub(super) struct Report {
     pub drift_corrected: bool,
 }
 
-/// The report of an apply of generation `generation` that ended in `outcome`, at `now`.
+/// The report of an apply of generation `generation` that ended in `outcome`, at `now`;
+/// `requested` is the `losant.io/reconcile-requested-at` value this apply handled.
 pub(super) fn report(
     generation: Option<i64>,
     previous: &IntegrationStatus,
     outcome: &Result<Synced, Failure>,
     now: Timestamp,
+    requested: Option<&str>,
 ) -> Report {
     let (mut status, health, next) = match outcome {
-        Ok(synced) => {
-            let health = Health::Ready {
-                reason: Reason::Synced,
-                message: format!("integration {} matches the spec", synced.remote.id),
-            };
-            (succeeded(previous, synced, now), health, Next::Resync)
-        }
+        Ok(synced) => (
+            succeeded(previous, synced, now),
+            health_of(synced),
+            Next::Resync,
+        ),
         Err(failure) => (
             previous.clone(),
             failure.health(),
@@ -72,10 +73,16 @@ pub(super) fn report(
     };
     status.observed_generation = generation;
     status.conditions = conditions::conditions(&health, generation, &previous.conditions, now);
+    let connected = connected_condition(outcome, previous, generation, now);
+    status.conditions.extend(connected);
+    if let Some(requested) = requested {
+        status.last_handled_reconcile_at = Some(requested.to_owned());
+    }
     let written = outcome.as_ref().ok().and_then(write_event);
     let events = written
         .into_iter()
         .chain(failure_event(previous, &health))
+        .chain(disconnect_event(previous, &status))
         .collect();
     let drift_corrected = matches!(
         outcome,
@@ -95,22 +102,133 @@ pub(super) fn report(
     }
 }
 
-/// Status after a successful sync (conditions and generation are set by the caller).
+/// Ready once Losant holds what the spec says; under `ObserveOnly`, drift is reported as a
+/// standstill the operator will not resolve.
+fn health_of(synced: &Synced) -> Health {
+    let id = &synced.remote.id;
+    match synced.drift.as_deref() {
+        None => Health::Ready {
+            reason: Reason::Synced,
+            message: format!("integration {id} matches the spec"),
+        },
+        Some([]) => Health::Ready {
+            reason: Reason::Observed,
+            message: format!("integration {id} matches the spec (managementPolicy ObserveOnly)"),
+        },
+        Some(fields) => Health::Stalled {
+            reason: Reason::DriftDetected,
+            message: format!(
+                "integration {id} differs from the spec in {}; managementPolicy is ObserveOnly, so the operator leaves it so",
+                fields.join(", ")
+            ),
+        },
+    }
+}
+
+/// The `Connected` condition: from the remote just read, else as it was (a failed reconcile
+/// learned nothing new), else unknown.
+fn connected_condition(
+    outcome: &Result<Synced, Failure>,
+    previous: &IntegrationStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Condition> {
+    let kind = ConditionType::Connected.as_str();
+    match outcome {
+        Ok(synced) => Some(conditions::connected(
+            &synced.connection,
+            generation,
+            &previous.conditions,
+            now,
+        )),
+        Err(_) => match previous.conditions.iter().find(|c| c.type_ == kind) {
+            Some(kept) => Some(kept.clone()),
+            None => {
+                let unknown = Connection {
+                    status: ConditionStatus::Unknown,
+                    reason: Reason::NotReported,
+                    message: "there is no remote integration to report on yet".into(),
+                    since: None,
+                    error: None,
+                    next_attempt: None,
+                };
+                Some(conditions::connected(
+                    &unknown,
+                    generation,
+                    &previous.conditions,
+                    now,
+                ))
+            }
+        },
+    }
+}
+
+/// A Warning Event when the integration goes from connected to disconnected (not on every
+/// sweep that finds it still disconnected).
+fn disconnect_event(previous: &IntegrationStatus, next: &IntegrationStatus) -> Option<Note> {
+    let connected = |status: &IntegrationStatus, value| {
+        conditions::has(&status.conditions, ConditionType::Connected, value)
+    };
+    if !(connected(previous, ConditionStatus::True) && connected(next, ConditionStatus::False)) {
+        return None;
+    }
+    let now = conditions::find(
+        &next.conditions,
+        ConditionType::Connected,
+        ConditionStatus::False,
+    )?;
+    Some(Note {
+        type_: EventType::Warning,
+        reason: Reason::Disconnected.as_str(),
+        action: "Observe",
+        note: now.message.clone(),
+    })
+}
+
+/// Status after a successful sync (conditions and generation are set by the caller). An
+/// observed remote (nothing written) keeps what the last write applied.
 fn succeeded(previous: &IntegrationStatus, synced: &Synced, now: Timestamp) -> IntegrationStatus {
+    let observed = synced.drift.is_some();
+    let (applied_fields, applied_secret_versions) = if observed {
+        (
+            previous.applied_fields.clone(),
+            previous.applied_secret_versions.clone(),
+        )
+    } else {
+        (
+            synced.applied_fields.clone(),
+            (&synced.secret_versions).into(),
+        )
+    };
     IntegrationStatus {
         observed_generation: previous.observed_generation,
         integration_id: Some(synced.remote.id.clone()),
         application_id: Some(synced.application_id.as_str().into()),
         api_url: Some(synced.api_url.as_str().into()),
-        origin: Some(synced.origin),
+        origin: synced.origin.or(previous.origin),
         last_applied_time: if synced.wrote.is_some() {
             Some(Time(now))
         } else {
             previous.last_applied_time.clone()
         },
-        applied_secret_versions: (&synced.secret_versions).into(),
-        applied_fields: synced.applied_fields.clone(),
+        applied_secret_versions,
+        applied_fields,
+        connection: Some(connection_status(&synced.connection)),
+        last_handled_reconcile_at: previous.last_handled_reconcile_at.clone(),
         conditions: previous.conditions.clone(),
+    }
+}
+
+/// `status.connection` for `connection`, its times in whole seconds as the API server keeps
+/// them (so an unchanged connection compares equal to what was written).
+fn connection_status(connection: &Connection) -> ConnectionStatus {
+    let seconds = |t: Timestamp| Timestamp::from_second(t.as_second()).unwrap_or(t);
+    ConnectionStatus {
+        state: connection.reason.as_str().into(),
+        since: connection.since.map(|t| Time(seconds(t))),
+        since_unix: connection.since.map(|t| t.as_second()),
+        last_error: connection.error.clone(),
+        next_attempt: connection.next_attempt.map(|t| Time(seconds(t))),
     }
 }
 
@@ -253,6 +371,7 @@ mod tests {
             &previous(&ready()),
             &Ok(synced(Some(Wrote::Created))),
             now(),
+            None,
         );
         let status = &report.status;
         assert_eq!(status.observed_generation, Some(2));
@@ -279,12 +398,13 @@ mod tests {
     /// Nothing written: no Event, and nothing in status moves (it is not written again).
     #[test]
     fn an_unchanged_remote_reports_nothing_new() {
-        let before = report(Some(1), &previous(&ready()), &Ok(synced(None)), now()).status;
+        let before = report(Some(1), &previous(&ready()), &Ok(synced(None)), now(), None).status;
         let again = report(
             Some(1),
             &before,
             &Ok(synced(None)),
             now() + SignedDuration::from_secs(60),
+            None,
         );
         assert_eq!(again.status, before);
         assert!(again.events.is_empty());
@@ -367,6 +487,7 @@ mod tests {
                 &previous(&ready()),
                 &Ok(synced(Some(wrote))),
                 now(),
+                None,
             );
             assert_eq!(report.events, [expected]);
             assert_eq!(report.drift_corrected, drift);
@@ -378,7 +499,13 @@ mod tests {
     #[test]
     fn a_failure_is_announced_once() {
         let failure = Failure::permanent(Reason::AmbiguousName, "2 integrations are named x");
-        let first = report(Some(1), &previous(&ready()), &Err(failure.clone()), now());
+        let first = report(
+            Some(1),
+            &previous(&ready()),
+            &Err(failure.clone()),
+            now(),
+            None,
+        );
         assert_eq!(first.status.integration_id.as_deref(), Some(ID));
         assert_eq!(
             first.status.last_applied_time,
@@ -398,7 +525,7 @@ mod tests {
             )]
         );
         assert_eq!(first.next, Next::Retry(RequeueChoice::StalledRecheck));
-        let again = report(Some(1), &first.status, &Err(failure), now());
+        let again = report(Some(1), &first.status, &Err(failure), now(), None);
         assert!(again.events.is_empty());
         assert_eq!(again.status, first.status);
     }
@@ -407,7 +534,7 @@ mod tests {
     fn waiting_is_not_a_failure_worth_an_event() {
         let waiting = Failure::transient(Reason::WaitingForApplication, "waiting");
         let report_of =
-            |failure: Failure| report(Some(1), &previous(&ready()), &Err(failure), now());
+            |failure: Failure| report(Some(1), &previous(&ready()), &Err(failure), now(), None);
         let waited = report_of(waiting);
         assert!(waited.events.is_empty());
         assert_eq!(waited.next, Next::Retry(RequeueChoice::Backoff(None)));
@@ -451,7 +578,7 @@ mod tests {
             for (failure, retry_after) in rows {
                 let permanent = matches!(failure, Failure::Permanent { .. });
                 let before = previous(&ready());
-                let out = report(Some(2), &before, &Err(failure.clone()), now());
+                let out = report(Some(2), &before, &Err(failure.clone()), now(), None);
                 let case = format!("{reason} permanent={permanent} retry_after={retry_after:?}");
 
                 let expected_next = match (permanent, reason, retry_after) {

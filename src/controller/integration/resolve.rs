@@ -110,7 +110,7 @@ pub(super) async fn remote(
     previous: &IntegrationStatus,
     place: Place,
     ctx: &Context,
-    now: Timestamp,
+    (now, fresh): (Timestamp, bool),
 ) -> Result<Resolved, Stop> {
     let secrets_changed =
         !place.is_where(previous) || previous.applied_secret_versions != place.secret_versions;
@@ -135,7 +135,8 @@ pub(super) async fn remote(
                     let known = Known {
                         id,
                         name: &desired.name,
-                        unchanged: !secrets_changed
+                        unchanged: !fresh
+                            && !secrets_changed
                             && obj.metadata.generation == previous.observed_generation
                             && conditions::is_ready(&previous.conditions),
                     };
@@ -147,7 +148,8 @@ pub(super) async fn remote(
                 Some(remote) => Found::Known(Box::new(remote)),
                 None => {
                     let pending = pending.as_ref();
-                    by_name(obj, &client, &application_id, pending, &desired, ctx).await?
+                    let lookup = (pending, fresh);
+                    by_name(obj, &client, &application_id, lookup, &desired, ctx).await?
                 }
             }
         }
@@ -155,6 +157,7 @@ pub(super) async fn remote(
     let facts = Facts {
         desired,
         adoption_policy: obj.spec.adoption_policy,
+        management: obj.spec.management_policy,
         application_id,
         recorded,
         pending,
@@ -177,13 +180,15 @@ async fn by_name(
     obj: &Integration,
     client: &losant::Client,
     application_id: &str,
-    pending: Option<&Pending>,
+    (pending, fresh): (Option<&Pending>, bool),
     desired: &Desired,
     ctx: &Context,
 ) -> Result<Found, Stop> {
     let pending = decide::pending_here(pending, application_id);
     let name = decide::lookup_name(pending, desired);
-    let matches = find_by_name(client, application_id, &name, obj, pending.is_some(), ctx)
+    // A pending create, or a requested reconcile, asks Losant itself.
+    let ask_losant = pending.is_some() || fresh;
+    let matches = find_by_name(client, application_id, &name, obj, ask_losant, ctx)
         .await
         .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
     Ok(Found::Named { name, matches })
@@ -255,10 +260,10 @@ async fn find_by_name(
     application_id: &str,
     name: &str,
     obj: &Integration,
-    pending: bool,
+    ask_losant: bool,
     ctx: &Context,
 ) -> Result<Vec<losant::Integration>, losant::Error> {
-    if ctx.settings.sync_strategy == SyncStrategy::PerApplication && !pending {
+    if ctx.settings.sync_strategy == SyncStrategy::PerApplication && !ask_losant {
         let max_age = NAME_LOOKUP_MAX_AGE.min(ctx.settings.resync_interval);
         // creationTimestamp has whole seconds: the second after it is surely later.
         let created = obj

@@ -67,6 +67,7 @@ fn facts(found: Found) -> Facts {
     Facts {
         desired: wanted(),
         adoption_policy: AdoptionPolicy::IfExactlyOneMatch,
+        management: ManagementPolicy::Full,
         application_id: APP.into(),
         recorded: None,
         pending: None,
@@ -491,4 +492,97 @@ fn a_pending_create_is_looked_up_by_the_name_it_was_sent_with() {
     assert_eq!(name(&None), "broker-in");
     assert!(pending_here(elsewhere.as_ref(), APP).is_none());
     assert!(pending_here(old_marker.as_ref(), APP).is_some());
+}
+
+/// `ObserveOnly` never decides a write: whatever was found, the decision is to observe it (with
+/// the fields that differ) or a refusal that names why there is nothing to observe.
+#[test]
+fn observe_only_never_decides_a_write() {
+    let observe = |facts: Facts| {
+        decided(&Facts {
+            management: ManagementPolicy::ObserveOnly,
+            // Even with a pending create long overdue and a recorded id Losant lost.
+            pending: pending(ago(3600), Some(APP), None),
+            ..facts
+        })
+    };
+    let moved = remote_with(|v| v["mqttConfig"]["host"] = json!("elsewhere"));
+    let renamed = remote_with(|v| {
+        v["topics"] = json!(["b/#"]);
+        v["enabled"] = json!(false);
+    });
+    let retyped = remote_with(|v| v["integrationType"] = json!("sqs"));
+    let rows: Vec<(Facts, Decision)> = vec![
+        (
+            known(remote()),
+            Decision::Observe {
+                remote: Box::new(remote()),
+                drift: vec![],
+            },
+        ),
+        (
+            named(vec![remote()]),
+            Decision::Observe {
+                remote: Box::new(remote()),
+                drift: vec![],
+            },
+        ),
+        (
+            known(moved.clone()),
+            Decision::Observe {
+                remote: Box::new(moved),
+                drift: vec!["mqttConfig"],
+            },
+        ),
+        (
+            known(renamed.clone()),
+            Decision::Observe {
+                remote: Box::new(renamed),
+                drift: vec!["enabled", "topics"],
+            },
+        ),
+        (
+            known(retyped.clone()),
+            Decision::Observe {
+                remote: Box::new(retyped),
+                drift: vec!["integrationType"],
+            },
+        ),
+        (
+            named(vec![]),
+            Decision::Refuse(Refusal::NotFound {
+                application_id: APP.into(),
+                name: "broker-in".into(),
+            }),
+        ),
+        (
+            named(vec![remote(), remote()]),
+            Decision::Refuse(Refusal::AmbiguousName {
+                count: 2,
+                application_id: APP.into(),
+                name: "broker-in".into(),
+            }),
+        ),
+    ];
+    for (facts, expected) in rows {
+        let case = format!("{:?}", facts.found);
+        let decision = observe(facts);
+        assert_eq!(decision, expected, "{case}");
+        assert!(
+            !matches!(
+                decision,
+                Decision::Create { .. }
+                    | Decision::Adopt { .. }
+                    | Decision::Patch { .. }
+                    | Decision::Wait(_)
+            ),
+            "{case}"
+        );
+    }
+    let refusal = Refusal::NotFound {
+        application_id: APP.into(),
+        name: "broker-in".into(),
+    };
+    assert_eq!(refusal.reason(), Reason::NotFound);
+    assert!(refusal.to_string().contains("ObserveOnly"), "{refusal}");
 }
