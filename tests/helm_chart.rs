@@ -577,7 +577,7 @@ fn argocd_health_check_never_lets_ready_hide_stalled() {
         }
         json!({"metadata": {"generation": generation}, "status": status})
     };
-    let cases = [
+    let mut cases = vec![
         (json!({"metadata": {"generation": 1}}), "Progressing"),
         (
             object(
@@ -641,9 +641,16 @@ fn argocd_health_check_never_lets_ready_hide_stalled() {
             "Degraded",
         ),
     ];
+    cases.extend(connection_and_mode_cases());
     for (object, expected) in cases {
+        // Argo CD's sandbox: base, table and os.time/os.date only (no string library, no
+        // string methods); the clock is pinned to NOW.
         let program = format!(
-            "obj = {}\nlocal hs = (function()\n{script}\nend)()\nprint(hs.status)\nprint(hs.message)\n",
+            "local print, NOW = print, {NOW}\n\
+             os = {{ time = function() return NOW end }}\n\
+             string, io, require, debug = nil, nil, nil, nil\n\
+             getmetatable('').__index = nil\n\
+             obj = {}\nlocal hs = (function()\n{script}\nend)()\nprint(hs.status)\nprint(hs.message)\n",
             lua_literal(&object)
         );
         let out = std::process::Command::new(lua)
@@ -658,6 +665,77 @@ fn argocd_health_check_never_lets_ready_hide_stalled() {
         );
         assert_eq!(stdout.lines().next(), Some(expected), "{object}\n{stdout}");
     }
+}
+
+/// What the health check's clock says in the tests.
+const NOW: i64 = 1_800_000_000;
+
+/// The health of connection states and per-object modes: paused objects are Suspended (even
+/// when stalled), `ObserveOnly` drift and a missing remote are Degraded, and a disconnect
+/// degrades a Ready integration only once it lasted longer than the grace.
+fn connection_and_mode_cases() -> Vec<(Value, &'static str)> {
+    let ready = |connected: Option<(&str, &str)>, since: Option<i64>, grace: Option<&str>| {
+        let mut conditions = vec![
+            condition("Ready", "True", "Synced"),
+            condition("Reconciling", "False", "None"),
+            condition("Stalled", "False", "None"),
+        ];
+        if let Some((status, reason)) = connected {
+            conditions.push(condition("Connected", status, reason));
+        }
+        let mut object = json!({"metadata": {"generation": 3},
+            "status": {"observedGeneration": 3, "conditions": conditions}});
+        if let Some(since) = since {
+            object["status"]["connection"] = json!({"state": "Disconnected", "sinceUnix": since});
+        }
+        if let Some(grace) = grace {
+            object["metadata"]["annotations"] =
+                json!({"losant.io/connection-grace-seconds": grace});
+        }
+        object
+    };
+    let down = Some(("False", "Disconnected"));
+    let paused = |stalled: &str| {
+        json!({"metadata": {"generation": 4}, "status": {"observedGeneration": 3, "conditions": [
+            condition("Ready", "False", "Paused"),
+            condition("Stalled", stalled, "Paused"),
+        ]}})
+    };
+    let observed = |ready: &str, reason: &str, stalled: &str| {
+        json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": [
+            condition("Ready", ready, reason),
+            condition("Reconciling", "False", "None"),
+            condition("Stalled", stalled, reason),
+            condition("Connected", "True", "Connected"),
+        ]}})
+    };
+    vec![
+        (ready(Some(("True", "Connected")), None, None), "Healthy"),
+        (
+            ready(Some(("Unknown", "NotReported")), None, None),
+            "Healthy",
+        ),
+        (ready(Some(("Unknown", "Disabled")), None, None), "Healthy"),
+        (ready(down, Some(NOW - 10), None), "Healthy"),
+        (ready(down, Some(NOW - 299), None), "Healthy"),
+        (ready(down, Some(NOW - 301), None), "Degraded"),
+        (ready(down, Some(NOW - 400), Some("600")), "Healthy"),
+        (ready(down, Some(NOW - 100), Some("60")), "Degraded"),
+        (
+            ready(down, Some(NOW - 400), Some("five minutes")),
+            "Degraded",
+        ),
+        (
+            ready(down, Some(NOW - 100), Some("five minutes")),
+            "Healthy",
+        ),
+        (ready(down, None, None), "Healthy"),
+        (paused("False"), "Suspended"),
+        (paused("True"), "Suspended"),
+        (observed("True", "Observed", "False"), "Healthy"),
+        (observed("False", "DriftDetected", "True"), "Degraded"),
+        (observed("False", "NotFound", "True"), "Degraded"),
+    ]
 }
 
 /// The README's `argocd-cm` snippet carries exactly the tested script.
