@@ -332,13 +332,15 @@ fn short_names_and_the_losant_category_list_objects() {
 }
 
 #[test]
-fn printer_columns_show_type_enabled_ready_remote_id_and_age() {
+fn printer_columns_show_type_enabled_ready_connected_remote_id_and_age() {
     require_cluster!();
     let ns = setup("crd-columns");
     ns.apply_ok(&integration("bridge", MQTT_SPEC));
     // Play the operator: report the object Ready with a remote id.
     let status = r#"{"status":{"integrationId":"5f0000000000000000000abc","conditions":[
         {"type":"Ready","status":"True","reason":"Synced","message":"",
+         "lastTransitionTime":"2026-01-01T00:00:00Z"},
+        {"type":"Connected","status":"False","reason":"Disconnected","message":"",
          "lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
     kubectl_ok(&[
         "patch",
@@ -356,13 +358,13 @@ fn printer_columns_show_type_enabled_ready_remote_id_and_age() {
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "TYPE", "ENABLED", "READY", "REMOTE", "ID", "AGE"],
+        ["NAME", "TYPE", "ENABLED", "READY", "CONNECTED", "REMOTE", "ID", "AGE"],
         "{table}"
     );
     let row: Vec<&str> = lines.next().expect("one row").split_whitespace().collect();
     assert_eq!(
-        row[..5],
-        ["bridge", "mqtt", "true", "True", "5f0000000000000000000abc"],
+        row[..6],
+        ["bridge", "mqtt", "true", "True", "False", "5f0000000000000000000abc"],
         "{table}"
     );
     // Reason has priority 1: only in the wide view.

@@ -126,7 +126,11 @@ pub async fn sweep_once(
         let Some(namespace) = integration.namespace() else {
             continue;
         };
-        if integration.metadata.deletion_timestamp.is_some() {
+        // A paused object costs no Losant call: an application only paused objects use is not
+        // listed.
+        if integration.metadata.deletion_timestamp.is_some()
+            || super::integration::is_paused(&integration)
+        {
             continue;
         }
         by_application

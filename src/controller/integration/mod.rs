@@ -49,7 +49,7 @@ use report::{Next, Note, Report};
 /// The finalizer that keeps an `Integration` until its remote is deleted (or orphaned).
 pub const FINALIZER: &str = "losant.io/integration";
 
-pub use paused::PAUSED;
+pub use paused::{PAUSED, is_paused};
 
 /// The annotation whose changed value asks for a reconcile against a fresh read from Losant;
 /// status `lastHandledReconcileAt` says which value was handled.

@@ -21,11 +21,15 @@ use crate::sync::reason::{ConditionType, Reason};
 /// The annotation that pauses an object.
 pub const PAUSED: &str = "losant.io/paused";
 
+/// Whether `obj` carries `losant.io/paused: "true"`.
+pub fn is_paused(obj: &Integration) -> bool {
+    obj.annotations().get(PAUSED).is_some_and(|v| v == "true")
+}
+
 /// Whether `obj` is paused and must be held: a deletion that only orphans (or has nothing left
 /// to do) goes ahead.
 pub(super) fn holds(obj: &Integration, ctx: &Context) -> bool {
-    let paused = obj.annotations().get(PAUSED).is_some_and(|v| v == "true");
-    if !paused {
+    if !is_paused(obj) {
         return false;
     }
     if obj.metadata.deletion_timestamp.is_none() {
