@@ -11,6 +11,7 @@ use super::config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PER_PAGE, EmulatorConfig, RetryAfterForm, SecretEcho,
     TlsFiles, TokenSpec, is_object_id,
 };
+use super::connection::{ConnectionConfig, ConnectionFailure};
 
 /// The one-line description shown by `--help` (the crate description is the operator's).
 pub const ABOUT: &str =
@@ -71,6 +72,21 @@ pub struct EmulatorArgs {
     /// Private key (PEM) of the --tls-cert certificate.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// An enabled integration connects this many milliseconds after it is created, enabled
+    /// again, or its connection settings change.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub connect_delay_ms: u64,
+    /// While connected, `status.lastKeepAlive` advances in steps of this many milliseconds.
+    #[arg(long, value_name = "N", default_value_t = 30_000, value_parser = parse_period)]
+    pub keep_alive_ms: u64,
+    /// A failing integration retries every this many milliseconds (`status.nextAttempt`).
+    #[arg(long, value_name = "N", default_value_t = 30_000, value_parser = parse_period)]
+    pub connect_retry_ms: u64,
+    /// Integrations whose endpoint (MQTT host, WebSocket URL, SQS queue URL, Pub/Sub project,
+    /// Event Hub name, `api.particle.io`) matches PATTERN (`*` wildcard, case-insensitive)
+    /// never connect; every attempt fails with ERROR. Repeatable; the first match wins.
+    #[arg(long = "connect-failure", value_name = "PATTERN=ERROR", value_parser = ConnectionFailure::parse)]
+    pub connect_failures: Vec<ConnectionFailure>,
 }
 
 impl EmulatorArgs {
@@ -96,6 +112,12 @@ impl EmulatorArgs {
                 // clap refuses one without the other.
                 _ => None,
             },
+            connection: ConnectionConfig {
+                connect_delay: Duration::from_millis(self.connect_delay_ms),
+                keep_alive: Duration::from_millis(self.keep_alive_ms),
+                retry: Duration::from_millis(self.connect_retry_ms),
+                failures: self.connect_failures,
+            },
         }
     }
 }
@@ -119,6 +141,13 @@ fn parse_max_per_page(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+fn parse_period(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of milliseconds, at least 1".into()),
     }
 }
 
@@ -174,6 +203,48 @@ mod tests {
         assert_eq!(EmulatorConfig::default().max_per_page, DEFAULT_MAX_PER_PAGE);
         let args = EmulatorArgs::try_parse_from(["x", "--max-per-page", "10"]).unwrap();
         assert_eq!(args.into_config().max_per_page, 10);
+    }
+
+    #[test]
+    fn connection_flags() {
+        let default = EmulatorArgs::try_parse_from(["x"]).unwrap().into_config();
+        assert_eq!(default.connection.connect_delay, Duration::from_secs(1));
+        assert!(default.connection.failures.is_empty());
+        let args = EmulatorArgs::try_parse_from([
+            "x",
+            "--connect-delay-ms",
+            "0",
+            "--keep-alive-ms",
+            "50",
+            "--connect-retry-ms",
+            "70",
+            "--connect-failure",
+            "*.down.example=connect ECONNREFUSED",
+            "--connect-failure",
+            "wss://*=Unexpected server response: 401",
+        ])
+        .unwrap();
+        let connection = args.into_config().connection;
+        assert_eq!(connection.connect_delay, Duration::ZERO);
+        assert_eq!(connection.keep_alive, Duration::from_millis(50));
+        assert_eq!(connection.retry, Duration::from_millis(70));
+        assert_eq!(connection.failures.len(), 2);
+        assert_eq!(connection.failures[1].pattern, "wss://*");
+        assert_eq!(
+            connection.failures[1].error,
+            "Unexpected server response: 401"
+        );
+        for bad in [
+            ["--keep-alive-ms", "0"],
+            ["--connect-retry-ms", "0"],
+            ["--connect-failure", "no-equals"],
+            ["--connect-delay-ms", "-1"],
+        ] {
+            assert!(
+                EmulatorArgs::try_parse_from(["x", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::EmulatorError;
+use super::connection::ConnectionConfig;
 
 /// The string that replaces secret values when [`SecretEcho::Mask`] is chosen.
 pub const SECRET_MASK: &str = "********";
@@ -53,6 +54,9 @@ pub struct EmulatorConfig {
     pub max_per_page: u64,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// How the simulated connections behave (each integration's `status`). The default connects
+    /// at once; the binary's `--connect-delay-ms` defaults to 1000.
+    pub connection: ConnectionConfig,
 }
 
 /// PEM files that make the emulator serve HTTPS.
@@ -83,6 +87,7 @@ impl Default for EmulatorConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_per_page: DEFAULT_MAX_PER_PAGE,
             tls: None,
+            connection: ConnectionConfig::default(),
         }
     }
 }
@@ -111,6 +116,9 @@ impl EmulatorConfig {
                 "max_per_page must be at least 1".into(),
             ));
         }
+        self.connection
+            .validate()
+            .map_err(EmulatorError::InvalidConfig)?;
         if self.tokens.iter().any(|t| t.token.is_empty()) {
             return Err(EmulatorError::InvalidConfig(
                 "tokens must not be empty".into(),

@@ -1,4 +1,5 @@
-//! HTTP handlers for the five integration actions and the emulator's admin endpoints.
+//! HTTP handlers for the five integration actions and the emulator's admin endpoints (stats,
+//! connection overrides).
 //! Each action runs: auth → rate limit → injected fault → ids → body → store → response.
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::auth::{Action, Tokens};
 use super::body::{read_json, read_limited};
 use super::config::{SecretEcho, is_object_id};
+use super::connection::ConnectionOverride;
 use super::error::ApiError;
 use super::faults::{CommitFault, Faults, dropped_connection};
 use super::list::{envelope, parse_list_query, query_map, select};
@@ -41,6 +43,8 @@ pub struct Shared {
 type ApiResult = Result<Response, ApiError>;
 type AppPath = Result<Path<String>, PathRejection>;
 type ItemPath = Result<Path<(String, String)>, PathRejection>;
+/// An integration id alone (admin routes: ids are unique across applications).
+type IntegrationPath = Result<Path<String>, PathRejection>;
 
 impl Shared {
     /// Checks run before anything else: token and scope, rate limit, injected outage.
@@ -202,6 +206,36 @@ pub async fn stats(State(s): State<Arc<Shared>>) -> Json<StatsSnapshot> {
 pub async fn reset_stats(State(s): State<Arc<Shared>>) -> Json<Value> {
     s.stats.reset();
     Json(json!({ "success": true }))
+}
+
+fn connection_id(path: IntegrationPath) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|_| ApiError::Validation("integrationId: malformed".into()))?;
+    checked_id(id, "integrationId")
+}
+
+/// `PUT /_emulator/integrations/{integrationId}/connection`: connect or disconnect now; answers
+/// the integration's `status`.
+pub async fn put_connection(
+    State(s): State<Arc<Shared>>,
+    path: IntegrationPath,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let id = connection_id(path)?;
+    let value = read_json(&headers, body, s.max_body_bytes).await?;
+    let wanted = ConnectionOverride::from_body(value).map_err(ApiError::Validation)?;
+    let status = s.store.override_connection(&id, wanted).await?;
+    Ok(Json(status).into_response())
+}
+
+/// `DELETE` of the same path: back to the automatic behaviour; answers the `status`.
+pub async fn delete_connection(State(s): State<Arc<Shared>>, path: IntegrationPath) -> ApiResult {
+    let id = connection_id(path)?;
+    let status = s
+        .store
+        .override_connection(&id, ConnectionOverride::Automatic)
+        .await?;
+    Ok(Json(status).into_response())
 }
 
 /// Delays every API response by `--latency-ms` (admin endpoints are exempt).

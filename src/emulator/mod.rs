@@ -1,13 +1,14 @@
 //! Losant API emulator: an axum server that behaves like the Losant REST API for
 //! `/applications/{applicationId}/integrations[/{integrationId}]`, with realism knobs
-//! (latency, rate limits, injected faults, list lag, secret echo modes, server defaults) and
-//! request statistics. The `losant-emulator` binary and in-process tests both start it via
+//! (latency, rate limits, injected faults, list lag, secret echo modes, server defaults),
+//! simulated connection state (each integration's `status`) and request statistics. The `losant-emulator` binary and in-process tests both start it via
 //! [`spawn`], over plain HTTP or, with [`EmulatorConfig::tls`], over HTTPS.
 
 mod auth;
 mod body;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 mod faults;
 mod handlers;
@@ -27,13 +28,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{EmulatorConfig, RetryAfterForm, SECRET_MASK, SecretEcho, TlsFiles, TokenSpec};
+pub use connection::{ConnectionConfig, ConnectionFailure, ConnectionOverride};
 pub use stats::{RequestCount, StatsSnapshot};
 
 use handlers::Shared;
@@ -42,6 +44,8 @@ use handlers::Shared;
 pub const COLLECTION_ROUTE: &str = "/applications/{applicationId}/integrations";
 /// Templated route of one integration (as reported in stats).
 pub const ITEM_ROUTE: &str = "/applications/{applicationId}/integrations/{integrationId}";
+/// Admin route driving one integration's simulated connection (PUT an override, DELETE it).
+pub const CONNECTION_ROUTE: &str = "/_emulator/integrations/{integrationId}/connection";
 
 /// How long [`RunningEmulator::shutdown`] waits for open connections before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -76,7 +80,13 @@ fn build_shared(config: &EmulatorConfig) -> Result<Arc<Shared>, EmulatorError> {
         .clone()
         .map(|path| Arc::new(persist::Persister::new(path)));
     // Ids and faults get separate streams so one kind of traffic cannot shift the other.
-    let store = store::Store::open(&config.applications, persister, seed, config.list_lag)?;
+    let store = store::Store::open(
+        &config.applications,
+        persister,
+        seed,
+        config.list_lag,
+        config.connection.clone(),
+    )?;
     Ok(Arc::new(Shared {
         tokens: auth::Tokens::new(&config.tokens),
         store,
@@ -101,6 +111,10 @@ fn routes(shared: Arc<Shared>, latency: Duration) -> Router {
         )
         .route("/_emulator/stats", get(handlers::stats))
         .route("/_emulator/reset-stats", post(handlers::reset_stats))
+        .route(
+            CONNECTION_ROUTE,
+            put(handlers::put_connection).delete(handlers::delete_connection),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(shared)
@@ -201,6 +215,17 @@ impl RunningEmulator {
     /// lag; `None` for an unknown application. Lets tests see the truth behind lost responses.
     pub fn integrations(&self, application_id: &str) -> Option<Vec<Value>> {
         self.shared.store.all(&application_id.to_ascii_lowercase())
+    }
+
+    /// Same as the admin endpoint [`CONNECTION_ROUTE`]: overrides the simulated connection of
+    /// integration `id` (any application) and returns its `status` as of now.
+    pub async fn set_connection(
+        &self,
+        id: &str,
+        wanted: ConnectionOverride,
+    ) -> Result<Value, error::ApiError> {
+        let id = id.to_ascii_lowercase();
+        self.shared.store.override_connection(&id, wanted).await
     }
 
     /// Stops accepting connections, lets open ones finish (up to a grace period) and waits.

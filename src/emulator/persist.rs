@@ -12,18 +12,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::EmulatorError;
+use super::connection::Connection;
 
 /// Current state-file format version.
 pub const FORMAT: u32 = 1;
 
 /// What the state file holds: every application with its integrations, plus the id counter
-/// so ids stay unique across restarts.
+/// so ids stay unique across restarts, and each integration's simulated connection by id
+/// (absent from files written before it existed: those integrations start over).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateFile {
     pub format: u32,
     pub id_counter: u32,
     pub applications: BTreeMap<String, Vec<Map<String, Value>>>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, Connection>,
 }
 
 /// Writes the state file, never letting an older snapshot overwrite a newer one.

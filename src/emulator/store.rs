@@ -1,5 +1,6 @@
-//! Emulator state: applications and their integrations behind a mutex, id generation, and
-//! hand-off of snapshots to the state file after every mutation.
+//! Emulator state: applications and their integrations (each with its simulated connection)
+//! behind a mutex, id generation, and hand-off of snapshots to the state file after every
+//! mutation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +12,7 @@ use rand::{RngCore, SeedableRng};
 use serde_json::{Map, Value, json};
 
 use super::EmulatorError;
+use super::connection::{Connection, ConnectionConfig, ConnectionOverride, Facts, reconnects};
 use super::error::{APPLICATION_NOT_FOUND, ApiError, INTEGRATION_NOT_FOUND};
 use super::persist::{FORMAT, Persister, StateFile};
 
@@ -18,6 +20,19 @@ struct Record {
     doc: Map<String, Value>,
     /// Lists include the record only from this instant on (`--list-lag-ms`).
     listed_from: Option<Instant>,
+    connection: Connection,
+}
+
+impl Record {
+    /// The integration as answered at `now_ms`: the stored document plus its `status`.
+    fn view(&self, now_ms: i64, config: &ConnectionConfig) -> Map<String, Value> {
+        let mut doc = self.doc.clone();
+        let reported = self
+            .connection
+            .report(now_ms, &Facts::of(&self.doc), config);
+        doc.insert("status".into(), reported.to_status());
+        doc
+    }
 }
 
 struct State {
@@ -33,6 +48,7 @@ pub struct Store {
     state: Mutex<State>,
     persister: Option<Arc<Persister>>,
     list_lag: Duration,
+    connection: ConnectionConfig,
 }
 
 type Snapshot = Option<(u64, Vec<u8>)>;
@@ -44,22 +60,29 @@ impl Store {
         persister: Option<Arc<Persister>>,
         seed: u64,
         list_lag: Duration,
+        connection: ConnectionConfig,
     ) -> Result<Self, EmulatorError> {
-        let loaded = match &persister {
+        let mut loaded = match &persister {
             Some(p) => p.load()?.unwrap_or_default(),
             None => StateFile::default(),
         };
+        let now_ms = Timestamp::now().as_millisecond();
         let mut apps: HashMap<String, HashMap<String, Record>> = HashMap::new();
         for (app, docs) in loaded.applications {
-            let records = docs.into_iter().filter_map(|doc| {
+            let records = docs.into_iter().filter_map(|mut doc| {
                 let id = doc.get("id")?.as_str()?.to_owned();
-                Some((
-                    id,
-                    Record {
-                        doc,
-                        listed_from: None,
-                    },
-                ))
+                // Files from before the simulation stored a fixed `status`; it is derived now.
+                doc.remove("status");
+                let connection = loaded
+                    .connections
+                    .remove(&id)
+                    .unwrap_or_else(|| Connection::new(now_ms));
+                let record = Record {
+                    doc,
+                    listed_from: None,
+                    connection,
+                };
+                Some((id, record))
             });
             apps.insert(app.to_ascii_lowercase(), records.collect());
         }
@@ -76,6 +99,7 @@ impl Store {
             state: Mutex::new(state),
             persister,
             list_lag,
+            connection,
         })
     }
 
@@ -101,14 +125,16 @@ impl Store {
             let doc = new_doc(body, &id, app, now_ms);
             let listed_from = (!self.list_lag.is_zero()).then(|| listed_after(self.list_lag));
             let record = Record {
-                doc: doc.clone(),
+                doc,
                 listed_from,
+                connection: Connection::new(now_ms),
             };
+            let view = record.view(now_ms, &self.connection);
             st.apps
                 .entry(app.to_owned())
                 .or_default()
                 .insert(id, record);
-            (doc, self.snapshot(&mut st))
+            (view, self.snapshot(&mut st))
         };
         self.persist(snapshot).await?;
         Ok(doc)
@@ -117,7 +143,8 @@ impl Store {
     /// Returns one integration.
     pub fn get(&self, app: &str, id: &str) -> Result<Map<String, Value>, ApiError> {
         let st = self.lock();
-        Ok(find(&st, app, id)?.doc.clone())
+        let now_ms = Timestamp::now().as_millisecond();
+        Ok(find(&st, app, id)?.view(now_ms, &self.connection))
     }
 
     /// Merges a validated patch body: top-level keys replace, `credentialName: null` removes.
@@ -130,6 +157,7 @@ impl Store {
         let (doc, snapshot) = {
             let mut st = self.lock();
             let record = find_mut(&mut st, app, id)?;
+            let before = record.doc.clone();
             for (key, value) in patch {
                 if value.is_null() {
                     record.doc.remove(&key);
@@ -139,8 +167,15 @@ impl Store {
             }
             let stamp = bumped_stamp(record.doc.get("lastUpdated"));
             record.doc.insert("lastUpdated".into(), json!(stamp));
-            let doc = record.doc.clone();
-            (doc, self.snapshot(&mut st))
+            let now_ms = Timestamp::now().as_millisecond();
+            if reconnects(&before, &record.doc) {
+                let config = &self.connection;
+                record
+                    .connection
+                    .restart(now_ms, &Facts::of(&before), config);
+            }
+            let view = record.view(now_ms, &self.connection);
+            (view, self.snapshot(&mut st))
         };
         self.persist(snapshot).await?;
         Ok(doc)
@@ -167,19 +202,52 @@ impl Store {
             .get(app)
             .ok_or(ApiError::NotFound(APPLICATION_NOT_FOUND))?;
         let now = Instant::now();
+        let now_ms = Timestamp::now().as_millisecond();
         let visible = records
             .values()
             .filter(|r| r.listed_from.is_none_or(|t| t <= now));
-        Ok(visible.map(|r| r.doc.clone()).collect())
+        Ok(visible.map(|r| r.view(now_ms, &self.connection)).collect())
+    }
+
+    /// Applies an admin override to the connection of integration `id` (of any application)
+    /// and returns its `status` as of now.
+    pub async fn override_connection(
+        &self,
+        id: &str,
+        wanted: ConnectionOverride,
+    ) -> Result<Value, ApiError> {
+        let (status, snapshot) = {
+            let mut st = self.lock();
+            let record = st
+                .apps
+                .values_mut()
+                .find_map(|records| records.get_mut(id))
+                .ok_or(ApiError::NotFound(INTEGRATION_NOT_FOUND))?;
+            let now_ms = Timestamp::now().as_millisecond();
+            let facts = Facts::of(&record.doc);
+            let config = &self.connection;
+            record
+                .connection
+                .set_override(now_ms, &facts, wanted, config);
+            let status = record.connection.report(now_ms, &facts, config);
+            (status.to_status(), self.snapshot(&mut st))
+        };
+        self.persist(snapshot).await?;
+        Ok(status)
     }
 
     /// Every stored integration of `app`, unredacted and ignoring list lag (for tests).
     pub fn all(&self, app: &str) -> Option<Vec<Value>> {
         let st = self.lock();
-        let mut docs: Vec<&Map<String, Value>> =
-            st.apps.get(app)?.values().map(|r| &r.doc).collect();
+        let now_ms = Timestamp::now().as_millisecond();
+        let mut docs: Vec<Map<String, Value>> = st
+            .apps
+            .get(app)?
+            .values()
+            .map(|r| r.view(now_ms, &self.connection))
+            .collect();
         docs.sort_by(|a, b| id_of(a).cmp(id_of(b)));
-        Some(docs.into_iter().map(|d| Value::Object(d.clone())).collect())
+        Some(docs.into_iter().map(Value::Object).collect())
     }
 
     fn snapshot(&self, st: &mut State) -> Snapshot {
@@ -195,10 +263,17 @@ impl Store {
                 (app.clone(), docs)
             })
             .collect();
+        let connections = st
+            .apps
+            .values()
+            .flat_map(|records| records.iter())
+            .map(|(id, r)| (id.clone(), r.connection.clone()))
+            .collect();
         let file = StateFile {
             format: FORMAT,
             id_counter: st.id_counter,
             applications,
+            connections,
         };
         let bytes = serde_json::to_vec_pretty(&file).ok()?;
         Some((st.generation, bytes))
@@ -274,7 +349,6 @@ fn new_doc(body: Map<String, Value>, id: &str, app: &str, now_ms: i64) -> Map<St
     doc.insert("applicationId".into(), json!(app));
     doc.insert("creationDate".into(), json!(stamp));
     doc.insert("lastUpdated".into(), json!(stamp));
-    doc.insert("status".into(), json!({ "connectInfo": { "ts": now_ms } }));
     doc
 }
 
@@ -308,7 +382,14 @@ mod tests {
     #[tokio::test]
     async fn an_endless_list_lag_hides_instead_of_panicking() {
         let app = "575ec8687ae143cd83dc4a97".to_owned();
-        let store = Store::open(std::slice::from_ref(&app), None, 1, Duration::MAX).unwrap();
+        let store = Store::open(
+            std::slice::from_ref(&app),
+            None,
+            1,
+            Duration::MAX,
+            ConnectionConfig::default(),
+        )
+        .unwrap();
         let body = json!({"name": "n", "integrationType": "sqs"});
         let Value::Object(body) = body else {
             unreachable!()
