@@ -71,9 +71,9 @@ struct RunArgs {
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
     /// Objects per page of the watches' initial lists (read from etcd, page by page). 0 lists
-    /// everything at once from the API server's watch cache, as client-go's informers do: at
-    /// 10,000 Integrations that is ready in 2.4 s instead of about 6 s, but the whole list's
-    /// body (tens of MB) is held at once while it is decoded.
+    /// everything at once from the API server's watch cache, as client-go's informers do:
+    /// ready sooner with a large fleet, but the whole list's body is held at once while it is
+    /// decoded (bench/README.md compares the two).
     #[arg(long, default_value_t = 500)]
     watch_page_size: u32,
     /// Requests per second to each Losant API URL and token.

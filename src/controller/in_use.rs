@@ -126,7 +126,7 @@ pub enum Wake {
 /// Follows the events of the Integration cache (after the cache applied them) and tells which
 /// `LosantApplication`s may have gained their first user or lost their last one: the only
 /// changes the in-use finalizers depend on. Waking the application reconciler for every
-/// Integration event instead (thousands a second during a cold start) costs several API server
+/// Integration event instead (a flood of them during a cold start) costs several API server
 /// requests each and slows creates down at scale.
 ///
 /// Integrations are keyed by uid (as a number) and applications are interned, so following a

@@ -28,8 +28,8 @@ use crate::losant::{self, Integration};
 /// started before a write cannot undo it.
 const WRITE_MEMORY: Duration = Duration::from_secs(120);
 
-/// One integration as last seen, kept as its JSON: a third of its size as a struct, and a view
-/// holds every integration of its application. Never printed: it may hold secret values.
+/// One integration as last seen, kept as its JSON, much smaller than the struct: a view holds
+/// every integration of its application. Never printed: it may hold secret values.
 #[derive(Clone, PartialEq)]
 struct Entry {
     /// The integration (made [`slim`]) as JSON, without `unreadable_fields`.
@@ -82,8 +82,8 @@ impl std::fmt::Debug for Entry {
 }
 
 /// The integration without what no comparison reads: the id repeated, the application id (the
-/// view's own) and the timestamps. Keeping them would cost about 150 bytes per integration, and
-/// a change of `lastUpdated` alone is no drift.
+/// view's own) and the timestamps. Keeping them would cost memory in every entry of every view,
+/// and a change of `lastUpdated` alone is no drift.
 fn slim(mut integration: Integration) -> Integration {
     integration.integration_id = None;
     integration.application_id = None;

@@ -32,8 +32,8 @@ pub struct LocalObjectRef {
 }
 
 /// A short string that repeats across objects (a condition's type, status and reason, an applied
-/// field's path, an API URL): every copy read shares one allocation. With 10,000 cached
-/// Integrations, a dozen such strings each would otherwise be a hundred thousand allocations.
+/// field's path, an API URL): every copy read shares one allocation, instead of a dozen
+/// allocations of its own in every cached Integration.
 ///
 /// At most [`Word::SHARED_MAX`] distinct values are shared; past that (only possible with
 /// values written by hand into status), each is allocated on its own, so the table cannot grow

@@ -291,7 +291,7 @@ impl Client {
             body: None,
             secrets: vec![],
         };
-        // Items are read from the body in place (a page of a thousand is a megabyte or two).
+        // Items are read from the body in place: a full page is large (see `RawPage`).
         let (status, body) = self.send_for_body(call).await?;
         let raw: RawPage<'_> = decode(status, &body)?;
         Ok(raw.into_page())

@@ -2,9 +2,9 @@
 //!
 //! managedFields and kubectl's last-applied copy of the whole object are most of a typical
 //! object's JSON. Decoding them only to drop them afterwards costs CPU, and, worse, leaves the
-//! heap full of holes between the objects that stay cached: with 10,000 objects listed at once,
-//! that fragmentation held more memory than the cache itself. [`Lean`] decodes an object with
-//! both skipped in the parser (no allocation at all), so what is decoded is what is kept.
+//! heap full of holes between the objects that stay cached: after a large initial list, that
+//! fragmentation can outweigh the cache itself. [`Lean`] decodes an object with both skipped in
+//! the parser (no allocation at all), so what is decoded is what is kept.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,8 +1,8 @@
 //! Keeping the process's memory close to what it holds.
 //!
 //! With glibc's allocator, a multi-threaded process gets one heap arena per thread that ever
-//! contended, and freed memory stays mapped until trimmed; after the initial list of 10,000
-//! objects a process holds noticeably more resident memory than its live data. One arena is
+//! contended, and freed memory stays mapped until trimmed; after a large initial list a process
+//! holds noticeably more resident memory than its live data. One arena is
 //! plenty for an I/O-bound operator, large buffers are mapped apart from the heap, and trims
 //! after bursts return the rest.
 
@@ -39,7 +39,7 @@ const KEEP_FREE: u64 = 4 << 20;
 /// Gives freed heap back to the operating system whenever the allocator holds more than
 /// [`KEEP_FREE`] of it, and more than after the previous trim (checked every 10 s). Bursts of
 /// work (the start-up comparison of every object, a sweep, a cold start) free memory that glibc
-/// otherwise keeps: at 10,000 objects several MiB.
+/// otherwise keeps, more the larger the fleet.
 pub async fn keep_trimmed() {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(10));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

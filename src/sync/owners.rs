@@ -56,7 +56,7 @@ pub type Seniority = (String, String);
 
 /// The claims of every known object.
 ///
-/// Sized for 10,000 objects: a remote's claimants are found by the hash of the claim (an 8-byte
+/// Sized for large fleets: a remote's claimants are found by the hash of the claim (an 8-byte
 /// key instead of the claim itself) and checked against each claimant's own claims, so a hash
 /// collision can never make a false rival; one claimant, the usual case, needs no vector; and
 /// strings are shared.
