@@ -358,13 +358,29 @@ fn printer_columns_show_type_enabled_ready_connected_remote_id_and_age() {
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "TYPE", "ENABLED", "READY", "CONNECTED", "REMOTE", "ID", "AGE"],
+        [
+            "NAME",
+            "TYPE",
+            "ENABLED",
+            "READY",
+            "CONNECTED",
+            "REMOTE",
+            "ID",
+            "AGE"
+        ],
         "{table}"
     );
     let row: Vec<&str> = lines.next().expect("one row").split_whitespace().collect();
     assert_eq!(
         row[..6],
-        ["bridge", "mqtt", "true", "True", "False", "5f0000000000000000000abc"],
+        [
+            "bridge",
+            "mqtt",
+            "true",
+            "True",
+            "False",
+            "5f0000000000000000000abc"
+        ],
         "{table}"
     );
     // Reason has priority 1: only in the wide view.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 const ITEM: &str = "/applications/{applicationId}/integrations/{integrationId}";
 const COLLECTION: &str = "/applications/{applicationId}/integrations";
 const PASSWORD: &str = "pw-3f9c-secret";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A namespace with an emulator, a verified `LosantApplication` `app`, the Secret `mqtt` and an
 /// operator watching the namespace.
@@ -160,7 +161,10 @@ fn connection_transitions_are_reported_with_events_and_no_extra_calls() {
     let world = World::new("connected", &["--connect-delay-ms", "300"], &[]);
     world.apply("broker", &mqtt_spec("broker.example.com"), Value::Null);
     let ready = world.wait("broker", "Ready", "True");
-    let id = ready["status"]["integrationId"].as_str().unwrap().to_owned();
+    let id = ready["status"]["integrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let connected = world.wait("broker", "Connected", "True");
     assert_eq!(connected["status"]["connection"]["state"], "Connected");
 
@@ -175,10 +179,20 @@ fn connection_transitions_are_reported_with_events_and_no_extra_calls() {
     assert_eq!(condition["reason"], "Disconnected");
     let message = condition["message"].as_str().unwrap();
     assert!(message.contains("Not authorized"), "{message}");
-    assert!(!down.to_string().contains(PASSWORD), "no secret in status: {down}");
-    assert!(down["status"]["connection"]["nextAttempt"].is_string(), "{down}");
+    assert!(
+        !down.to_string().contains(PASSWORD),
+        "no secret in status: {down}"
+    );
+    assert!(
+        down["status"]["connection"]["nextAttempt"].is_string(),
+        "{down}"
+    );
     assert!(down["status"]["connection"]["sinceUnix"].is_i64(), "{down}");
-    assert_eq!(find_condition(&down, "Ready").unwrap()["status"], "True", "Ready holds");
+    assert_eq!(
+        find_condition(&down, "Ready").unwrap()["status"],
+        "True",
+        "Ready holds"
+    );
     // Several more sweeps: one Event for the transition, not one per sweep.
     std::thread::sleep(Duration::from_secs(8));
     let events = world.events("Disconnected");
@@ -212,13 +226,23 @@ fn observe_only_never_writes_and_reports_drift() {
     let id = remote["id"].as_str().unwrap().to_owned();
     let ours = world.writes();
     world.apply("observed", &observe_only(spec.clone()), Value::Null);
-    world.apply("missing", &observe_only(mqtt_spec("nowhere.example.com")), Value::Null);
+    world.apply(
+        "missing",
+        &observe_only(mqtt_spec("nowhere.example.com")),
+        Value::Null,
+    );
     let found = world.wait("observed", "Ready", "True");
-    assert_eq!(find_condition(&found, "Ready").unwrap()["reason"], "Observed");
+    assert_eq!(
+        find_condition(&found, "Ready").unwrap()["reason"],
+        "Observed"
+    );
     assert_eq!(found["status"]["integrationId"], id.as_str());
     assert!(found["metadata"]["finalizers"].is_null(), "{found}");
     let missing = world.wait("missing", "Stalled", "True");
-    assert_eq!(find_condition(&missing, "Stalled").unwrap()["reason"], "NotFound");
+    assert_eq!(
+        find_condition(&missing, "Stalled").unwrap()["reason"],
+        "NotFound"
+    );
 
     // Drift made in Losant is reported, named, and left alone.
     let path = world.emulator.integration_path(&id);
@@ -230,17 +254,32 @@ fn observe_only_never_writes_and_reports_drift() {
     let drifted = world.wait("observed", "Stalled", "True");
     let stalled = find_condition(&drifted, "Stalled").unwrap();
     assert_eq!(stalled["reason"], "DriftDetected");
-    assert!(stalled["message"].as_str().unwrap().contains("mqttConfig"), "{stalled}");
-    kubectl_ok(&["delete", "-n", world.name(), "integration/observed", "integration/missing"]);
+    assert!(
+        stalled["message"].as_str().unwrap().contains("mqttConfig"),
+        "{stalled}"
+    );
+    kubectl_ok(&[
+        "delete",
+        "-n",
+        world.name(),
+        "integration/observed",
+        "integration/missing",
+    ]);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(world.writes(), ours, "ObserveOnly wrote nothing to Losant");
-    assert_eq!(world.emulator.list_integrations().len(), 1, "nothing created or deleted");
+    assert_eq!(
+        world.emulator.list_integrations().len(),
+        1,
+        "nothing created or deleted"
+    );
 
     // Full converges (reverting the drift); back to ObserveOnly stops writes at once.
     world.apply("observed", &spec, Value::Null);
     world.wait("observed", "Ready", "True");
     let host = |world: &World| world.remote_host(&id);
-    wait_until(READY_TIMEOUT, "the drift reverted", || host(&world) == "observed.example.com");
+    wait_until(READY_TIMEOUT, "the drift reverted", || {
+        host(&world) == "observed.example.com"
+    });
     world.apply("observed", &observe_only(spec), Value::Null);
     wait_until(READY_TIMEOUT, "observing again", || {
         world.condition("observed", "Ready")["reason"] == "Observed"
@@ -255,10 +294,14 @@ fn observe_only_never_writes_and_reports_drift() {
 
 impl World {
     fn remote_host(&self, id: &str) -> String {
-        let (_, body) = self
-            .emulator
-            .get(&format!("{}?_links=false", self.emulator.integration_path(id)));
-        body["mqttConfig"]["host"].as_str().unwrap_or_default().to_owned()
+        let (_, body) = self.emulator.get(&format!(
+            "{}?_links=false",
+            self.emulator.integration_path(id)
+        ));
+        body["mqttConfig"]["host"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -267,7 +310,11 @@ fn a_paused_object_makes_no_call_and_deletion_waits_or_orphans() {
     require_cluster!();
     let world = World::new("paused", &[], &[]);
     world.apply("held", &mqtt_spec("held.example.com"), Value::Null);
-    world.apply("kept", &mqtt_spec("kept.example.com"), json!({"losant.io/paused": "true"}));
+    world.apply(
+        "kept",
+        &mqtt_spec("kept.example.com"),
+        json!({"losant.io/paused": "true"}),
+    );
     let held = world.wait("held", "Ready", "True");
     let held_id = held["status"]["integrationId"].as_str().unwrap().to_owned();
     wait_until(READY_TIMEOUT, "kept says Paused", || {
@@ -282,17 +329,33 @@ fn a_paused_object_makes_no_call_and_deletion_waits_or_orphans() {
     let version = world.object("held")["metadata"]["resourceVersion"].clone();
     let calls = world.calls();
     // An edit while paused: no call, no status churn, across several sweeps.
-    world.apply("held", &mqtt_spec("edited.example.com"), json!({"losant.io/paused": "true"}));
+    world.apply(
+        "held",
+        &mqtt_spec("edited.example.com"),
+        json!({"losant.io/paused": "true"}),
+    );
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(world.calls(), calls, "a paused object costs no Losant call");
     let after = world.object("held");
-    assert_eq!(after["status"]["observedGeneration"], 1, "the edit is not acted on");
-    assert_ne!(after["metadata"]["resourceVersion"], version, "(the edit itself)");
+    assert_eq!(
+        after["status"]["observedGeneration"], 1,
+        "the edit is not acted on"
+    );
+    assert_ne!(
+        after["metadata"]["resourceVersion"], version,
+        "(the edit itself)"
+    );
     let paused_events = world.events("Paused");
     assert_eq!(paused_events.len(), 2, "one per object: {paused_events:?}");
 
     // Deleting a paused object whose remote would be deleted waits, and says so.
-    kubectl_ok(&["delete", "-n", world.name(), "integration/held", "--wait=false"]);
+    kubectl_ok(&[
+        "delete",
+        "-n",
+        world.name(),
+        "integration/held",
+        "--wait=false",
+    ]);
     wait_until(READY_TIMEOUT, "the deletion waits and says why", || {
         world.condition("held", "Ready")["message"]
             .as_str()
@@ -306,7 +369,9 @@ fn a_paused_object_makes_no_call_and_deletion_waits_or_orphans() {
     wait_until(READY_TIMEOUT, "held is gone", || {
         get_object(world.name(), "integration/held").is_none()
     });
-    let (status, _) = world.emulator.get(&world.emulator.integration_path(&held_id));
+    let (status, _) = world
+        .emulator
+        .get(&world.emulator.integration_path(&held_id));
     assert_eq!(status.as_u16(), 404, "deleted in Losant after unpausing");
 
     // A paused object that would only orphan its remote goes at once, without a call.
@@ -324,7 +389,9 @@ fn a_paused_object_makes_no_call_and_deletion_waits_or_orphans() {
     let calls = world.calls();
     kubectl_ok(&["delete", "-n", world.name(), "integration/orphan"]);
     assert_eq!(world.calls(), calls);
-    let (status, _) = world.emulator.get(&world.emulator.integration_path(&orphan_id));
+    let (status, _) = world
+        .emulator
+        .get(&world.emulator.integration_path(&orphan_id));
     assert_eq!(status.as_u16(), 200, "orphaned, not deleted");
 }
 
@@ -340,16 +407,24 @@ fn a_requested_reconcile_reads_losant_afresh_and_is_recorded() {
         .to_owned();
     std::thread::sleep(Duration::from_secs(2));
     let path = world.emulator.integration_path(&id);
-    world
-        .emulator
-        .patch(&path, &json!({"mqttConfig": {"host": "drifted.example.com"}}));
+    world.emulator.patch(
+        &path,
+        &json!({"mqttConfig": {"host": "drifted.example.com"}}),
+    );
     let asked = Instant::now();
-    world.annotate("broker", "losant.io/reconcile-requested-at=2026-12-03T12:00:00Z");
+    world.annotate(
+        "broker",
+        "losant.io/reconcile-requested-at=2026-12-03T12:00:00Z",
+    );
     wait_until(Duration::from_secs(30), "the request handled", || {
         world.object("broker")["status"]["lastHandledReconcileAt"] == "2026-12-03T12:00:00Z"
     });
     let handled_in = asked.elapsed();
-    assert_eq!(world.remote_host(&id), "broker.example.com", "the drift was seen and reverted");
+    assert_eq!(
+        world.remote_host(&id),
+        "broker.example.com",
+        "the drift was seen and reverted"
+    );
     assert!(
         handled_in < Duration::from_secs(2),
         "handled within 2 s at idle (took {handled_in:?})"
@@ -357,5 +432,8 @@ fn a_requested_reconcile_reads_losant_afresh_and_is_recorded() {
     // The same value again is not a new request.
     let version = world.object("broker")["metadata"]["resourceVersion"].clone();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(world.object("broker")["metadata"]["resourceVersion"], version);
+    assert_eq!(
+        world.object("broker")["metadata"]["resourceVersion"],
+        version
+    );
 }
