@@ -241,6 +241,9 @@ impl ScopeWatches {
             secret_metadata(kube, namespace),
             |_| {},
         );
+        let counted = integrations.store();
+        ops.metrics
+            .count_connections(move || connection_states(&counted));
         let (by_app, by_secret) = (integrations.store(), integrations.store());
         let integrations = integrations
             .watches_stream(application_events, move |app| {
@@ -321,6 +324,24 @@ fn applications_controller(
         // the Integration controller's cache says when (instead of a second Integration watch).
         .reconcile_on(unbounded_stream_from(woken.one))
         .reconcile_all_on(unbounded_stream_from(woken.all))
+}
+
+/// How many cached Integrations are in each of [`crate::ops::metrics::CONNECTION_STATES`].
+fn connection_states(store: &Store<Integration>) -> [i64; 4] {
+    let mut counts = [0i64; 4];
+    for integration in store.state() {
+        let connected = integration.status.as_ref().and_then(|s| {
+            (s.conditions.iter()).find(|c| c.type_ == ConditionType::Connected.as_str())
+        });
+        let index = match connected.map(|c| c.status.as_str()) {
+            Some("True") => 0,
+            Some("False") => 1,
+            Some(_) => 2,
+            None => 3,
+        };
+        counts[index] += 1;
+    }
+    counts
 }
 
 /// Whether a `LosantApplication` was verified for its current spec.

@@ -13,6 +13,7 @@
 //! | `losant_operator_losant_retries_total` | counter | `operation` |
 //! | `losant_operator_drift_corrections_total` | counter | — |
 //! | `losant_operator_objects` | gauge | `kind`, `reason` (the `Ready` condition's reason) |
+//! | `losant_operator_integration_connections` | gauge | `state` (`connected`, `disconnected`, `unknown`, `none`: the `Connected` condition) |
 //! | `losant_operator_leader` | gauge | — (1 while this replica holds the lease) |
 //! | `losant_operator_sweeps_total` | counter | `result` (`ok`/`partial`: some application's list failed) |
 //! | `losant_operator_status_writes_total` | counter | — (status writes of either kind) |
@@ -93,6 +94,19 @@ struct ObjectLabels {
     reason: String,
 }
 
+/// The `state` label values of `losant_operator_integration_connections`: the `Connected`
+/// condition's status `True`, `False`, `Unknown`, or no such condition.
+pub const CONNECTION_STATES: [&str; 4] = ["connected", "disconnected", "unknown", "none"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// Counts Integrations by connection state (indexes into [`CONNECTION_STATES`]), run on every
+/// scrape.
+type ConnectionSource = Box<dyn Fn() -> [i64; 4] + Send + Sync>;
+
 /// Counts objects of one kind by `Ready` reason, run on every scrape.
 type ConditionSource = (String, Box<dyn Fn() -> BTreeMap<String, i64> + Send + Sync>);
 
@@ -115,6 +129,8 @@ struct Inner {
     heap: Family<HeapLabels, Gauge>,
     requests: Arc<LosantRequestMetrics>,
     sources: Mutex<Vec<ConditionSource>>,
+    connections: Family<StateLabels, Gauge>,
+    connection_sources: Mutex<Vec<ConnectionSource>>,
     /// Reasons ever reported per kind, so a reason that drops to no objects reads 0 instead of
     /// keeping its last count.
     reasons: Mutex<BTreeMap<String, Vec<String>>>,
@@ -227,6 +243,12 @@ impl Metrics {
             "Objects in the watch caches, by kind and the reason of their Ready condition",
             objects.clone(),
         );
+        let connections = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "integration_connections",
+            "Integrations in the watch caches by the status of their Connected condition",
+            connections.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -263,6 +285,8 @@ impl Metrics {
                 reconcile_duration,
                 drift_corrections,
                 objects,
+                connections,
+                connection_sources: Mutex::default(),
                 leader,
                 sweeps,
                 status_writes,
@@ -411,6 +435,39 @@ impl Metrics {
             .push((kind.to_owned(), Box::new(count)));
     }
 
+    /// Adds a source of `losant_operator_integration_connections`: on every scrape, `count` gives
+    /// the number of Integrations in each of [`CONNECTION_STATES`]; sources are summed.
+    pub fn count_connections(&self, count: impl Fn() -> [i64; 4] + Send + Sync + 'static) {
+        self.inner
+            .connection_sources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Box::new(count));
+    }
+
+    fn set_connections(&self) {
+        let mut total = [0i64; 4];
+        let sources = self
+            .inner
+            .connection_sources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for count in sources.iter() {
+            for (sum, n) in total.iter_mut().zip(count()) {
+                *sum += n;
+            }
+        }
+        if sources.is_empty() {
+            return;
+        }
+        for (state, n) in CONNECTION_STATES.into_iter().zip(total) {
+            self.inner
+                .connections
+                .get_or_create(&StateLabels { state })
+                .set(n);
+        }
+    }
+
     /// The OpenMetrics text exposition of every metric, with the object gauges freshly counted.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut totals: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -430,6 +487,7 @@ impl Metrics {
         for (kind, counts) in &totals {
             self.set_conditions(kind, counts);
         }
+        self.set_connections();
         if let Some(heap) = super::memory::heap() {
             for (state, bytes) in [("in_use", heap.in_use), ("free", heap.free)] {
                 self.inner
@@ -616,5 +674,27 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(sample(&text, "losant_operator_leader"), Some(1.0));
+    }
+
+    #[test]
+    fn connections_are_counted_by_state_from_every_source() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().expect("encodes");
+        assert!(
+            !text.contains("integration_connections{"),
+            "no source, no series: {text}"
+        );
+        metrics.count_connections(|| [2, 1, 0, 3]);
+        metrics.count_connections(|| [1, 0, 0, 0]);
+        let text = metrics.encode().expect("encodes");
+        for (state, expected) in [
+            ("connected", 3.0),
+            ("disconnected", 1.0),
+            ("unknown", 0.0),
+            ("none", 3.0),
+        ] {
+            let series = format!("losant_operator_integration_connections{{state=\"{state}\"}}");
+            assert_eq!(sample(&text, &series), Some(expected), "{state}: {text}");
+        }
     }
 }
