@@ -246,9 +246,10 @@ fn observe_only_never_writes_and_reports_drift() {
 
     // Drift made in Losant is reported, named, and left alone.
     let path = world.emulator.integration_path(&id);
-    let (status, _) = world
-        .emulator
-        .patch(&path, &json!({"mqttConfig": {"host": "moved.example.com"}}));
+    let (status, _) = world.emulator.patch(
+        &path,
+        &json!({"mqttConfig": {"host": "moved.example.com", "port": 8883, "protocol": "mqtts"}}),
+    );
     assert!(status.is_success());
     let ours = ours + 1;
     let drifted = world.wait("observed", "Stalled", "True");
@@ -285,9 +286,10 @@ fn observe_only_never_writes_and_reports_drift() {
         world.condition("observed", "Ready")["reason"] == "Observed"
     });
     let settled = world.writes();
-    world
-        .emulator
-        .patch(&path, &json!({"mqttConfig": {"host": "again.example.com"}}));
+    world.emulator.patch(
+        &path,
+        &json!({"mqttConfig": {"host": "again.example.com", "port": 8883, "protocol": "mqtts"}}),
+    );
     world.wait("observed", "Stalled", "True");
     assert_eq!(world.writes(), settled + 1, "only the test's own PATCH");
 }

@@ -1064,18 +1064,14 @@ impl OperatorProcess {
         extra_args: &[&str],
         envs: &[(&str, &str)],
     ) -> OperatorProcess {
-        let mut args: Vec<String> = [
-            "run",
-            "--namespace",
-            namespace,
-            "--resync-interval",
-            "3s",
-            "--log-format",
-            "text",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args: Vec<String> = ["run", "--namespace", namespace, "--log-format", "text"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        // A fast resync unless the test asks for its own.
+        if !extra_args.contains(&"--resync-interval") {
+            args.extend(["--resync-interval".to_owned(), "3s".to_owned()]);
+        }
         // Parallel tests each run an operator: give each its own free metrics port.
         if !extra_args.contains(&"--metrics-addr") {
             args.extend(["--metrics-addr".to_owned(), "127.0.0.1:0".to_owned()]);
