@@ -23,6 +23,9 @@ use crate::sync::reason::Reason;
 /// The controller's entry point for a `LosantApplication`.
 pub async fn reconcile(app: Arc<LosantApplication>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
+    if let Some(why) = crate::ops::lean::undecodable(&*app) {
+        return Ok(super::undecodable::report(&*app, why, &ctx).await);
+    }
     let now = ctx.clock.now();
     let in_use = manage_in_use(&app, &namespace, &ctx).await?;
     if matches!(in_use, InUse::Released) {

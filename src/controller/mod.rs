@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod status;
 pub mod sweep;
+pub mod undecodable;
 
 #[cfg(test)]
 mod scenario_tests;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -146,6 +148,16 @@ impl crate::ops::lean::DecodeLean for Integration {
             status: wire.status,
         })
     }
+
+    fn undecodable(metadata: ObjectMeta) -> Option<Self> {
+        // Placeholders only: a stand-in is reported and never reconciled (see `undecodable`).
+        let spec = serde_json::json!({"applicationRef": {"name": ""}, "integrationType": "mqtt"});
+        Some(Integration {
+            metadata,
+            spec: serde_json::from_value(spec).ok()?,
+            status: None,
+        })
+    }
 }
 
 impl crate::ops::lean::DecodeLean for LosantApplication {
@@ -157,6 +169,16 @@ impl crate::ops::lean::DecodeLean for LosantApplication {
             metadata: wire.metadata.into(),
             spec: wire.spec,
             status: wire.status,
+        })
+    }
+
+    fn undecodable(metadata: ObjectMeta) -> Option<Self> {
+        let spec =
+            serde_json::json!({"applicationId": "", "tokenSecretRef": {"name": "", "key": ""}});
+        Some(LosantApplication {
+            metadata,
+            spec: serde_json::from_value(spec).ok()?,
+            status: None,
         })
     }
 }
@@ -226,7 +248,7 @@ impl ScopeWatches {
                 "Integration",
                 namespace,
                 api::<Integration>(kube, namespace),
-                |i| ready_reason(i.status.as_ref().map(|s| s.conditions.as_slice())),
+                |i| ready_reason(i, i.status.as_ref().map(|s| s.conditions.as_slice())),
                 wake.into_tap(),
             )
             .with_config(config.clone());
@@ -311,7 +333,7 @@ fn applications_controller(
 ) -> Controller<LosantApplication> {
     let apps = api::<LosantApplication>(kube, namespace);
     let controller = ops.controller("LosantApplication", namespace, apps, |app| {
-        ready_reason(app.status.as_ref().map(|s| s.conditions.as_slice()))
+        ready_reason(app, app.status.as_ref().map(|s| s.conditions.as_slice()))
     });
     let store = controller.store();
     controller
@@ -357,8 +379,15 @@ pub fn is_ready(app: &LosantApplication) -> bool {
         )
 }
 
-/// The reason of the `Ready` condition in `list`, for the objects-by-reason gauge.
-fn ready_reason(list: Option<&[crate::crd::Condition]>) -> Option<String> {
+/// The reason of the `Ready` condition in `list`, for the objects-by-reason gauge; a stand-in
+/// for an object that could not be decoded counts as `Undecodable`.
+fn ready_reason<K: kube::Resource>(
+    object: &K,
+    list: Option<&[crate::crd::Condition]>,
+) -> Option<String> {
+    if crate::ops::lean::undecodable(object).is_some() {
+        return Some(crate::sync::reason::Reason::Undecodable.as_str().to_owned());
+    }
     conditions::ready_condition(list?).map(|c| c.reason.to_string())
 }
 
@@ -447,5 +476,84 @@ mod tests {
             serde_json::to_value(&lean).unwrap(),
             serde_json::to_value(&full).unwrap()
         );
+    }
+
+    /// One object this version cannot read must not fail the list it comes in: it becomes a
+    /// stand-in that carries its metadata and why; the others decode as ever.
+    #[test]
+    fn an_undecodable_object_becomes_a_stand_in_and_the_list_still_reads() {
+        use kube::core::ObjectList;
+        let list = serde_json::json!({
+            "apiVersion": "losant.io/v1alpha1", "kind": "IntegrationList", "metadata": {},
+            "items": [
+                {"metadata": {"name": "good", "namespace": "dev", "uid": "u1"},
+                 "spec": {"applicationRef": {"name": "app"}, "integrationType": "sqs",
+                          "sqsConfig": {"queueUrl": "https://sqs.example.com/q"}}},
+                {"metadata": {"name": "bad", "namespace": "dev", "uid": "u2",
+                              "annotations": {"losant.io/integration-id": "6b0ae4a51337747874000002"},
+                              "finalizers": ["losant.io/integration"]},
+                 "spec": {"applicationRef": {"name": "app"}, "integrationType": "carrierPigeon"}},
+                {"metadata": {"name": "app", "namespace": "dev"},
+                 "spec": {"applicationId": 7, "tokenSecretRef": {"name": "t", "key": "k"}}}
+            ]
+        })
+        .to_string();
+        let integrations: ObjectList<Lean<Integration>> = serde_json::from_str(&list).unwrap();
+        let [good, bad, _] = &integrations.items[..] else {
+            panic!("three items")
+        };
+        assert_eq!(crate::ops::lean::undecodable(&good.0), None);
+        let why = crate::ops::lean::undecodable(&bad.0).expect("a stand-in");
+        assert!(why.contains("carrierPigeon"), "{why}");
+        assert_eq!(bad.0.name_any(), "bad");
+        assert_eq!(
+            bad.0
+                .annotations()
+                .get("losant.io/integration-id")
+                .map(String::as_str),
+            Some("6b0ae4a51337747874000002"),
+            "its metadata is kept"
+        );
+        assert_eq!(bad.0.finalizers(), ["losant.io/integration"]);
+        assert_eq!(
+            ready_reason(&bad.0, None).as_deref(),
+            Some("Undecodable"),
+            "counted in the objects gauge"
+        );
+
+        let apps: ObjectList<Lean<LosantApplication>> = serde_json::from_str(&list).unwrap();
+        let stand_ins = apps
+            .items
+            .iter()
+            .filter(|a| crate::ops::lean::undecodable(&a.0).is_some())
+            .count();
+        assert_eq!(
+            stand_ins, 3,
+            "not one of them is a LosantApplication this version reads"
+        );
+
+        let broken_metadata = r#"{"metadata": {"name": 5}, "spec": {}}"#;
+        assert!(serde_json::from_str::<Lean<Integration>>(broken_metadata).is_err());
+    }
+
+    /// Watch events carry objects the same way: a stand-in arrives as an event like any other.
+    #[test]
+    fn watch_events_decode_lean_and_tolerate_an_undecodable_object() {
+        use kube::core::WatchEvent;
+        let good = r#"{"type":"ADDED","object":{"apiVersion":"losant.io/v1alpha1","kind":"Integration",
+            "metadata":{"name":"good","namespace":"dev"},
+            "spec":{"applicationRef":{"name":"app"},"integrationType":"sqs","sqsConfig":{"queueUrl":"u"}}}}"#;
+        let bad = r#"{"type":"MODIFIED","object":{"metadata":{"name":"bad","namespace":"dev"},
+            "spec":{"applicationRef":{"name":"app"},"integrationType":"carrierPigeon"}}}"#;
+        let good: WatchEvent<Lean<Integration>> = serde_json::from_str(good).unwrap();
+        let WatchEvent::Added(Lean(good)) = good else {
+            panic!("added")
+        };
+        assert_eq!(crate::ops::lean::undecodable(&good), None);
+        let bad: WatchEvent<Lean<Integration>> = serde_json::from_str(bad).unwrap();
+        let WatchEvent::Modified(Lean(bad)) = bad else {
+            panic!("modified")
+        };
+        assert!(crate::ops::lean::undecodable(&bad).is_some());
     }
 }

@@ -126,10 +126,11 @@ pub async fn sweep_once(
         let Some(namespace) = integration.namespace() else {
             continue;
         };
-        // A paused object costs no Losant call: an application only paused objects use is not
-        // listed.
+        // A paused object costs no Losant call, and a stand-in for one that could not be
+        // decoded is never reconciled: an application only they use is not listed.
         if integration.metadata.deletion_timestamp.is_some()
             || super::integration::is_paused(&integration)
+            || crate::ops::lean::undecodable(&*integration).is_some()
         {
             continue;
         }

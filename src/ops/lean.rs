@@ -18,21 +18,69 @@ use serde::{Deserialize, Serialize};
 /// kubectl's client-side apply annotation.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Where a stand-in for an object the operator cannot decode says why: an annotation key with a
+/// space in it, which the API server never stores, so it exists only in the operator's memory.
+pub const UNDECODABLE: &str = "losant.io/undecodable object";
+
+/// The longest decoding error kept on a stand-in.
+const MAX_DECODE_ERROR: usize = 300;
+
 /// A kind whose objects can be decoded lean: with metadata read through [`LeanMeta`].
 pub trait DecodeLean: Sized {
     /// Decodes one object, skipping managedFields and the last-applied annotation.
     fn decode_lean<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+
+    /// A stand-in for an object whose metadata reads but whose spec or status does not (stored
+    /// before a schema tightened, or by a newer version): `metadata` (carrying [`UNDECODABLE`])
+    /// and placeholders. `None`: the kind has none, and the decoding error stands.
+    fn undecodable(_metadata: ObjectMeta) -> Option<Self> {
+        None
+    }
 }
 
 /// `K`, decoded lean: the type the operator's watches list and watch, unwrapped before caching.
+///
+/// One object that cannot be decoded must not fail a whole list (kube-runtime would then retry
+/// the list forever and nothing would reconcile): it becomes [`DecodeLean::undecodable`]'s
+/// stand-in, which the controllers report and otherwise leave alone.
 #[derive(Clone, Debug, Serialize)]
 #[serde(transparent)]
 pub struct Lean<K>(pub K);
 
 impl<'de, K: DecodeLean> Deserialize<'de> for Lean<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        K::decode_lean(deserializer).map(Lean)
+        use serde::de::Error as _;
+        // The object's text is kept (one copy, dropped at once) so a failed decode can be
+        // followed by a metadata-only one.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let error = match K::decode_lean(&mut serde_json::Deserializer::from_str(raw.get())) {
+            Ok(object) => return Ok(Lean(object)),
+            Err(error) => error,
+        };
+        let mut metadata = PartialObjectMeta::<()>::decode_lean(
+            &mut serde_json::Deserializer::from_str(raw.get()),
+        )
+        .map_err(|_| D::Error::custom(&error))?
+        .metadata;
+        let why: String = error.to_string().chars().take(MAX_DECODE_ERROR).collect();
+        metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(UNDECODABLE.to_owned(), why);
+        K::undecodable(metadata)
+            .map(Lean)
+            .ok_or_else(|| D::Error::custom(error))
     }
+}
+
+/// Why `object` is a stand-in for one the operator could not decode, if it is one.
+pub fn undecodable<K: kube::Resource>(object: &K) -> Option<&str> {
+    object
+        .meta()
+        .annotations
+        .as_ref()?
+        .get(UNDECODABLE)
+        .map(String::as_str)
 }
 
 impl<K: kube::Resource> kube::Resource for Lean<K> {

@@ -108,6 +108,8 @@ reasons! {
     Observed => "Observed",
     /// `ObserveOnly`: the remote differs from the spec (and the operator leaves it so).
     DriftDetected => "DriftDetected",
+    /// The object cannot be read by this version of the operator (reported, never reconciled).
+    Undecodable => "Undecodable",
     /// A condition that is not `True` (`Reconciling` or `Stalled` at rest).
     None => "None",
 }
@@ -260,6 +262,7 @@ mod tests {
         (Reason::Paused, "Paused"),
         (Reason::Observed, "Observed"),
         (Reason::DriftDetected, "DriftDetected"),
+        (Reason::Undecodable, "Undecodable"),
         (Reason::None, "None"),
     ];
 
@@ -350,6 +353,7 @@ mod tests {
             | Paused
             | Observed
             | DriftDetected
+            | Undecodable
             | None => Requeue::Ordinary,
         }
     }

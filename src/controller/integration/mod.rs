@@ -101,6 +101,9 @@ pub async fn reconcile(obj: Arc<Integration>, ctx: Arc<Context>) -> Result<Actio
     let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Integration> = Api::namespaced(ctx.kube.clone(), &namespace);
     ctx.owners_ready().await;
+    if let Some(why) = crate::ops::lean::undecodable(&*obj) {
+        return Ok(super::undecodable::report(&*obj, why, &ctx).await);
+    }
     if paused::holds(&obj, &ctx) {
         return paused::hold(&obj, &api, &ctx).await;
     }
