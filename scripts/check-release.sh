@@ -22,10 +22,10 @@ bin=$PWD/target/release/losant-operator
 "$bin" crds | diff -q - crds/losant.io_crds.yaml >/dev/null ||
   { echo "check-release: '$bin crds' differs from crds/losant.io_crds.yaml" >&2; exit 1; }
 echo "== release binary: --help, crds, and TLS to the emulator with its CA"
-tests=(the_binary_starts_without_a_cluster a_private_install_with_its_own_ca_is_reached_with_tls_verified)
+tests=(ops::the_binary_starts_without_a_cluster tenancy::a_private_install_with_its_own_ca_is_reached_with_tls_verified)
 export LOSANT_OPERATOR_BIN=$bin
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --test e2e_ops --test e2e_tenancy "${tests[@]}"
+  cargo nextest run --locked --test e2e "${tests[@]}"
 else
-  cargo test --locked --test e2e_ops --test e2e_tenancy -- "${tests[@]}"
+  cargo test --locked --test e2e -- "${tests[@]}"
 fi

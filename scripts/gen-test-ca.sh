@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes a throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it, for
 # serving the Losant API emulator over HTTPS in demos and manual tests (the Rust tests make the
-# same files with rcgen: tests/tls_support/mod.rs).
+# same files with rcgen: tests/test_ca/mod.rs).
 #
 # Usage: scripts/gen-test-ca.sh DIR
 # Writes into DIR (created if missing):

@@ -6,7 +6,8 @@
 //! - [`crd`]: the Kubernetes API types and their CRDs;
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
-//! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown.
+//! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown;
+//! - `testkit` (feature `testkit`): the end-to-end test kit, for the tests and the benchmark only.
 
 pub mod controller;
 pub mod crd;
@@ -16,3 +17,5 @@ pub mod losant;
 pub mod ops;
 pub mod sync;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -11,18 +11,14 @@
 //! `hostNetwork` value binds each replica's metrics server to its node's address (127.0.0.1 and
 //! 127.0.0.2).
 
-#[allow(unused_macros)] // require_cluster!: the node check calls cluster_ready itself
-mod e2e_support;
-mod helm_support;
-mod node_support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e_support::*;
-use helm_support::*;
-use node_support::*;
+use losant_operator::testkit;
+use losant_operator::testkit::helm::*;
+use losant_operator::testkit::node::*;
+use losant_operator::testkit::*;
 use serde_json::{Value, json};
 
 const RELEASE: &str = "losant-operator";
@@ -80,7 +76,7 @@ impl Scenario {
     }
 
     fn helm_ok(&self, args: &[&str]) -> String {
-        let out = helm_support::helm(&self.helm, args);
+        let out = testkit::helm::helm(&self.helm, args);
         assert!(
             out.status.success(),
             "helm {} failed:\n{}\n{}",
