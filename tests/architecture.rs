@@ -1,6 +1,8 @@
 //! The layering, checked on the source text: `src/losant` (the REST client) and `src/sync` (pure
 //! reconcile logic) stay free of Kubernetes; `src/sync` also of the async runtime and HTTP. So
-//! the logic is testable with plain tables and the client reusable outside a cluster.
+//! the logic is testable with plain tables and the client reusable outside a cluster. The test
+//! kit (`src/testkit`) may use anything, but only the tests and the benchmark may use it: it
+//! is never part of the operator.
 //!
 //! The scan reads code only: comments and string literals are skipped, so a doc comment or a
 //! message may name a crate.
@@ -10,6 +12,11 @@ use std::path::{Path, PathBuf};
 /// Crates reached through Kubernetes, the async runtime or HTTP.
 const KUBERNETES: &[&str] = &["kube", "kube_runtime", "k8s_openapi"];
 const RUNTIME_AND_HTTP: &[&str] = &["tokio", "reqwest"];
+
+/// The only files under `src/` that may name the test kit (a path prefix: a file or directory).
+const TESTKIT_USERS: &[&str] = &["src/testkit", "src/bin/bench"];
+/// The test kit's macros, which name it only in their expansion.
+const TESTKIT_MACROS: &[&str] = &["require_cluster", "require_helm", "require_nodes"];
 
 /// A layer: its directory, the external crates it must not name, and the crate modules it must
 /// not reach (dependencies point losant → sync → controller, never back).
@@ -53,6 +60,57 @@ fn losant_and_sync_do_not_reach_kubernetes_or_upper_layers() {
         }
     }
     assert!(found.is_empty(), "layering broken:\n{}", found.join("\n"));
+}
+
+#[test]
+fn only_the_tests_and_the_benchmark_use_the_testkit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for file in rust_files(&root.join("src")) {
+        let relative = file.strip_prefix(root).unwrap().display().to_string();
+        if TESTKIT_USERS.iter().any(|user| relative.starts_with(user)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for path in paths(&code_only(&text)) {
+            if uses_testkit(&path) {
+                found.push(format!("{relative}:{}: {}", path.line, path.text));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "only tests/ and the benchmark may use the test kit:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Whether `path` reaches the test kit (declaring the module, `mod testkit`, does not).
+fn uses_testkit(path: &CodePath) -> bool {
+    let segments: Vec<&str> = path.text.trim_start_matches("::").split("::").collect();
+    let names_module = segments.contains(&"testkit") && !path.declared;
+    let last = segments.last().copied().unwrap_or_default();
+    names_module || TESTKIT_MACROS.contains(&last)
+}
+
+#[test]
+fn the_testkit_scan_sees_uses_and_skips_the_declaration() {
+    let code = code_only(
+        "#[cfg(feature = \"testkit\")]\npub mod testkit;\n\
+         use losant_operator::testkit::TestNamespace;\nlet x = crate::testkit::kubectl(&[]);\n\
+         crate::require_cluster!();\n// testkit::wait_until\n",
+    );
+    let seen: Vec<(usize, String)> = paths(&code)
+        .iter()
+        .filter(|p| uses_testkit(p))
+        .map(|p| (p.line, p.text.clone()))
+        .collect();
+    let expected = [
+        (3, "losant_operator::testkit::TestNamespace"),
+        (4, "crate::testkit::kubectl"),
+        (5, "crate::require_cluster"),
+    ];
+    assert_eq!(seen, expected.map(|(l, p)| (l, p.to_owned())));
 }
 
 /// Why `path` breaks `layer`'s rule, if it does.
@@ -196,6 +254,8 @@ struct CodePath {
     text: String,
     /// It follows `use` (or `extern crate`): a crate name even when alone.
     imported: bool,
+    /// It follows `mod`: a module declared, not used.
+    declared: bool,
 }
 
 /// Every path in `code`.
@@ -223,6 +283,7 @@ fn paths(code: &str) -> Vec<CodePath> {
                 line: number + 1,
                 text: text.clone(),
                 imported: matches!(before, Some("use" | "crate")),
+                declared: before == Some("mod"),
             });
         }
     }
