@@ -9,7 +9,10 @@
 //! - `Rejected`: `kubectl apply` refuses it and its stderr names the offending field; the API
 //!   server refuses it too, naming the field (kubectl's own schema validation catches some
 //!   entries before they reach the server: those are sent again with `--validate=false
-//!   --dry-run=server`).
+//!   --dry-run=server`). Where the wording matters (the bad value, the bound, the schema rule
+//!   that failed), both refusals must also say it, and the server's alone its own wording. This
+//!   is the one table of manifests the API server must refuse; `crds.rs` checks what it must
+//!   accept.
 //! - `RejectedByKubectl`: unknown fields. kubectl's validation refuses them (naming the field); an
 //!   API server of 1.20 on its own prunes them instead, so the check is that the field is gone from
 //!   what the server would store.
@@ -36,8 +39,14 @@ const APPLY_THREADS: usize = 8;
 #[derive(Clone, Debug)]
 enum Expect {
     /// Refused at `kubectl apply`, and by the API server alone, both naming `field` (a path such
-    /// as `spec.mqttConfig.port`; see [`names_field`]).
-    Rejected { field: &'static str },
+    /// as `spec.mqttConfig.port`; see [`names_field`]) and saying every one of `mentions`; the
+    /// API server alone also says every one of `server_mentions` (its wording, where kubectl's
+    /// own validation words it differently).
+    Rejected {
+        field: &'static str,
+        mentions: &'static [&'static str],
+        server_mentions: &'static [&'static str],
+    },
     /// An unknown field: refused by kubectl's validation, naming `field`; the API server alone
     /// prunes it from what it would store (the JSON pointer `pruned`) instead.
     RejectedByKubectl {
@@ -123,7 +132,49 @@ fn rejected(id: &'static str, spec: Value, field: &'static str) -> Case {
         id,
         kind: Kind::Integration,
         spec,
-        expect: Expect::Rejected { field },
+        expect: Expect::Rejected {
+            field,
+            mentions: &[],
+            server_mentions: &[],
+        },
+    }
+}
+
+/// A `LosantApplication` the API server must refuse, naming `field`.
+fn app_rejected(id: &'static str, spec: Value, field: &'static str) -> Case {
+    Case {
+        kind: Kind::Application,
+        ..rejected(id, spec, field)
+    }
+}
+
+impl Case {
+    /// A rejected entry whose refusals (kubectl's and the API server's alone) must also say
+    /// every one of `mentions`.
+    fn saying(mut self, mentions: &'static [&'static str]) -> Case {
+        match &mut self.expect {
+            Expect::Rejected { mentions: m, .. } => *m = mentions,
+            other => panic!(
+                "{}: only a rejected entry says something, not {other:?}",
+                self.id
+            ),
+        }
+        self
+    }
+
+    /// A rejected entry whose refusal by the API server alone must also say every one of
+    /// `mentions`.
+    fn server_saying(mut self, mentions: &'static [&'static str]) -> Case {
+        match &mut self.expect {
+            Expect::Rejected {
+                server_mentions, ..
+            } => *server_mentions = mentions,
+            other => panic!(
+                "{}: only a rejected entry says something, not {other:?}",
+                self.id
+            ),
+        }
+        self
     }
 }
 
@@ -337,7 +388,8 @@ fn corpus() -> Vec<Case> {
             "mqtt-no-host",
             without("mqtt", "/mqttConfig/host"),
             "spec.mqttConfig.host",
-        ),
+        )
+        .server_saying(&["spec.mqttConfig.host: Required value"]),
         rejected(
             "mqtt-no-port",
             without("mqtt", "/mqttConfig/port"),
@@ -365,7 +417,8 @@ fn corpus() -> Vec<Case> {
                 "/azureEventHubConfig/connectionStringSecretRef",
             ),
             "spec.azureEventHubConfig",
-        ),
+        )
+        .saying(&["oneOf", "Found none"]),
         rejected(
             "azure-both-auths",
             with_member(
@@ -375,7 +428,8 @@ fn corpus() -> Vec<Case> {
                 json!("ns.servicebus.windows.net"),
             ),
             "spec.azureEventHubConfig",
-        ),
+        )
+        .saying(&["oneOf", "Found 2"]),
         rejected(
             "particle-no-token",
             without("particle", "/particleConfig/accessTokenSecretRef"),
@@ -414,7 +468,8 @@ fn corpus() -> Vec<Case> {
                         "headerValueSecretRef": secret_ref("creds", "ws-password")}]),
             ),
             "spec.websocketConfig.headers",
-        ),
+        )
+        .saying(&["oneOf"]),
         rejected(
             "websocket-header-no-value",
             with(
@@ -429,7 +484,8 @@ fn corpus() -> Vec<Case> {
             "type-unknown",
             with("mqtt", "/integrationType", json!("http")),
             "spec.integrationType",
-        ),
+        )
+        .saying(&["\"http\""]),
         rejected(
             "type-wrong-case",
             with("mqtt", "/integrationType", json!("MQTT")),
@@ -439,7 +495,8 @@ fn corpus() -> Vec<Case> {
             "mqtt-protocol-tcp",
             with("mqtt", "/mqttConfig/protocol", json!("tcp")),
             "spec.mqttConfig.protocol",
-        ),
+        )
+        .saying(&["tcp"]),
         rejected(
             "mqtt-protocol-version-4",
             with_member("mqtt", "/mqttConfig", "protocolVersion", json!("4")),
@@ -454,7 +511,8 @@ fn corpus() -> Vec<Case> {
             "deletion-policy-keep",
             with_member("sqs", "", "deletionPolicy", json!("Keep")),
             "spec.deletionPolicy",
-        ),
+        )
+        .saying(&["Keep"]),
         // ---- wrong JSON types
         rejected(
             "port-string",
@@ -530,7 +588,8 @@ fn corpus() -> Vec<Case> {
             "port-zero",
             with("mqtt", "/mqttConfig/port", json!(0)),
             "spec.mqttConfig.port",
-        ),
+        )
+        .saying(&["greater than or equal to 1"]),
         rejected(
             "port-negative",
             with("mqtt", "/mqttConfig/port", json!(-1)),
@@ -540,7 +599,8 @@ fn corpus() -> Vec<Case> {
             "port-65536",
             with("mqtt", "/mqttConfig/port", json!(65536)),
             "spec.mqttConfig.port",
-        ),
+        )
+        .saying(&["less than or equal to 65535"]),
         rejected(
             "port-huge",
             with("mqtt", "/mqttConfig/port", json!(4_294_967_297_i64)),
@@ -551,7 +611,8 @@ fn corpus() -> Vec<Case> {
             "name-256",
             with_member("sqs", "", "name", json!(long("n", 256))),
             "spec.name",
-        ),
+        )
+        .saying(&["at most 255"]),
         rejected(
             "name-empty",
             with_member("sqs", "", "name", json!("")),
@@ -616,7 +677,8 @@ fn corpus() -> Vec<Case> {
             "topics-duplicate",
             with_member("mqtt", "", "topics", json!(["a/#", "b", "a/#"])),
             "spec.topics",
-        ),
+        )
+        .saying(&["spec.topics[2]", "Duplicate value"]),
         rejected(
             "topics-257",
             with_member("mqtt", "", "topics", json!(many_topics)),
@@ -627,12 +689,18 @@ fn corpus() -> Vec<Case> {
             with("websocket", "/websocketConfig/headers", json!(many_headers)),
             "spec.websocketConfig.headers",
         ),
-        // ---- config blocks
+        // ---- config blocks. A 1.20 server reports the errors of one `anyOf` branch only, so
+        // the branch order decides what the user reads: the "block required" rule is written
+        // `anyOf: [{required: [mqttConfig]}, {not: <type is mqtt>}]`, giving
+        // `spec.mqttConfig: Required value`, and the "block only with its type" rule
+        // `anyOf: [{properties: {mqttConfig: {not: {}}}}, <type is mqtt>]`, giving
+        // `"spec.mqttConfig" must not validate the schema (not)`.
         rejected(
             "config-missing-mqtt",
             without("mqtt", "/mqttConfig"),
             "spec.mqttConfig",
-        ),
+        )
+        .saying(&["\"spec\"", "anyOf"]),
         rejected(
             "config-missing-sqs",
             without("sqs", "/sqsConfig"),
@@ -656,7 +724,8 @@ fn corpus() -> Vec<Case> {
                 valid("websocket")["websocketConfig"].clone(),
             ),
             "spec.websocketConfig",
-        ),
+        )
+        .saying(&["anyOf"]),
         // ---- references that are not names
         rejected(
             "secret-ref-bad-name",
@@ -918,54 +987,57 @@ fn application_cases() -> Vec<Case> {
     let spec = |id: &str, url: &str, token: Value| json!({"applicationId": id, "apiUrl": url, "tokenSecretRef": token});
     let ok_token = || secret_ref("app-token", "token");
     vec![
-        app_case(
+        app_rejected(
             "id-not-hex",
             spec("zzzzzzzzzzzzzzzzzzzzzzzz", "@URL", ok_token()),
-            Expect::Rejected {
-                field: "spec.applicationId",
-            },
-        ),
-        app_case(
+            "spec.applicationId",
+        )
+        .saying(&["should match"]),
+        app_rejected(
             "id-too-short",
             spec("575ec8687ae143cd83dc4a9", "@URL", ok_token()),
-            Expect::Rejected {
-                field: "spec.applicationId",
-            },
+            "spec.applicationId",
         ),
-        app_case(
+        app_rejected(
             "api-url-ftp",
             spec("@APP", "ftp://127.0.0.1/losant", ok_token()),
-            Expect::Rejected {
-                field: "spec.apiUrl",
-            },
+            "spec.apiUrl",
         ),
-        app_case(
+        app_rejected(
             "api-url-no-scheme",
             spec("@APP", "api.losant.com", ok_token()),
-            Expect::Rejected {
-                field: "spec.apiUrl",
-            },
+            "spec.apiUrl",
         ),
-        app_case(
+        app_rejected(
             "api-url-space",
             spec("@APP", "https://api.losant.com/ x", ok_token()),
-            Expect::Rejected {
-                field: "spec.apiUrl",
-            },
+            "spec.apiUrl",
         ),
-        app_case(
+        app_rejected(
             "no-token-ref",
             json!({"applicationId": "@APP", "apiUrl": "@URL"}),
-            Expect::Rejected {
-                field: "spec.tokenSecretRef",
-            },
+            "spec.tokenSecretRef",
         ),
-        app_case(
+        app_rejected(
             "token-ref-other-namespace",
             spec("@APP", "@URL", secret_ref("kube-system/token", "token")),
-            Expect::Rejected {
-                field: "spec.tokenSecretRef.name",
-            },
+            "spec.tokenSecretRef.name",
+        ),
+        app_rejected(
+            "rate-limit-zero",
+            with_rate_limit(
+                spec("@APP", "@URL", ok_token()),
+                json!({"requestsPerSecond": 0}),
+            ),
+            "spec.rateLimit.requestsPerSecond",
+        ),
+        app_rejected(
+            "rate-limit-no-burst",
+            with_rate_limit(
+                spec("@APP", "@URL", ok_token()),
+                json!({"requestsPerSecond": 2, "burst": 0}),
+            ),
+            "spec.rateLimit.burst",
         ),
         app_case(
             "token-secret-missing",
@@ -1000,6 +1072,12 @@ fn application_cases() -> Vec<Case> {
             },
         ),
     ]
+}
+
+/// An application `spec` with `rateLimit`.
+fn with_rate_limit(mut spec: Value, rate_limit: Value) -> Value {
+    spec["rateLimit"] = rate_limit;
+    spec
 }
 
 /// Replaces the `@URL`, `@APP` and `@OTHER_APP` placeholders of application cases.
@@ -1094,6 +1172,77 @@ fn write_counts(emulator: &EmulatorProcess) -> BTreeMap<(String, u64), u64> {
             .or_insert(0) += row["count"].as_u64().unwrap_or(0);
     }
     counts
+}
+
+/// What is wrong with how a rejected entry was refused: by kubectl (`result`) and by the API
+/// server alone (`server_alone`).
+fn check_rejected(
+    case: &Case,
+    result: &Result<String, String>,
+    server_alone: Result<String, String>,
+) -> Vec<String> {
+    let id = case.id;
+    let (field, mentions, server_mentions) = match &case.expect {
+        Expect::Rejected {
+            field,
+            mentions,
+            server_mentions,
+        } => (*field, *mentions, *server_mentions),
+        Expect::RejectedByKubectl { field, .. } => (*field, &[][..], &[][..]),
+        other => panic!("{id}: not a rejected entry: {other:?}"),
+    };
+    let unsaid = |output: &str, wanted: &[&str]| -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|m| !output.contains(*m))
+            .map(|m| format!("{m:?}"))
+            .collect()
+    };
+    let mut failures = Vec::new();
+    match result {
+        Ok(out) => failures.push(format!("{id}: expected a rejection, got {out:?}")),
+        Err(stderr) if !names_field(stderr, field) => failures.push(format!(
+            "{id}: kubectl's refusal does not name {field}: {stderr}"
+        )),
+        Err(stderr) => {
+            let missing = unsaid(stderr, mentions);
+            if !missing.is_empty() {
+                failures.push(format!(
+                    "{id}: kubectl's refusal does not say {}: {stderr}",
+                    missing.join(", ")
+                ));
+            }
+        }
+    }
+    match (&case.expect, server_alone) {
+        (Expect::Rejected { .. }, Err(stderr)) => {
+            let mut missing = unsaid(&stderr, &[field]);
+            missing.extend(unsaid(&stderr, mentions));
+            missing.extend(unsaid(&stderr, server_mentions));
+            if !missing.is_empty() {
+                failures.push(format!(
+                    "{id}: the API server's refusal does not say {}: {stderr}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        (Expect::Rejected { .. }, Ok(out)) => failures.push(format!(
+            "{id}: the API server alone accepts it (only kubectl refuses): {out}"
+        )),
+        (Expect::RejectedByKubectl { pruned, .. }, Ok(out)) => {
+            let object: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+            if object.is_null() || object.pointer(pruned).is_some() {
+                failures.push(format!(
+                    "{id}: the API server alone keeps {pruned} instead of pruning it: {out}"
+                ));
+            }
+        }
+        (Expect::RejectedByKubectl { .. }, Err(stderr)) => failures.push(format!(
+            "{id}: expected the API server alone to prune the unknown field, it refused: {stderr}"
+        )),
+        (other, _) => panic!("{id}: not a rejected entry: {other:?}"),
+    }
+    failures
 }
 
 /// Checks an object against a `Reported` expectation; `Err` says what is still missing.
@@ -1206,42 +1355,10 @@ fn a_hostile_corpus_is_rejected_or_reported_with_no_remote_writes() {
     {
         let id = case.id;
         match &case.expect {
-            Expect::Rejected { field } | Expect::RejectedByKubectl { field, .. } => {
+            Expect::Rejected { .. } | Expect::RejectedByKubectl { .. } => {
                 rejected_count += 1;
-                match &result {
-                    Ok(out) => failures.push(format!("{id}: expected a rejection, got {out:?}")),
-                    Err(stderr) if !names_field(stderr, field) => failures.push(format!(
-                        "{id}: kubectl's refusal does not name {field}: {stderr}"
-                    )),
-                    Err(_) => {}
-                }
                 let server_alone = server_alone.expect("rejected entries are dry-run too");
-                match (&case.expect, server_alone) {
-                    (Expect::Rejected { .. }, Err(stderr)) => {
-                        if !stderr.contains(field) {
-                            failures.push(format!(
-                                "{id}: the API server's refusal does not name {field}: {stderr}"
-                            ));
-                        }
-                    }
-                    (Expect::Rejected { .. }, Ok(out)) => failures.push(format!(
-                        "{id}: the API server alone accepts it (only kubectl refuses): {out}"
-                    )),
-                    (Expect::RejectedByKubectl { pruned, .. }, Ok(out)) => {
-                        let object: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-                        if object.is_null() || object.pointer(pruned).is_some() {
-                            failures.push(format!(
-                                "{id}: the API server alone keeps {pruned} instead of pruning \
-                                 it: {out}"
-                            ));
-                        }
-                    }
-                    (Expect::RejectedByKubectl { .. }, Err(stderr)) => failures.push(format!(
-                        "{id}: expected the API server alone to prune the unknown field, it \
-                         refused: {stderr}"
-                    )),
-                    _ => unreachable!(),
-                }
+                failures.extend(check_rejected(&case, &result, server_alone));
                 if get_object(ns.name(), &case.kind_name()).is_some() {
                     failures.push(format!("{id}: the refused object exists anyway"));
                 }
