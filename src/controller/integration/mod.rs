@@ -9,8 +9,14 @@
 //! plain functions of what was read and what was applied. `apply` then publishes the report's
 //! Events and writes its status. The clock is read here, at the edges, and passed in: status
 //! times, the refusal re-check and a pending create's grace period count to the reconcile's start
-//! ([`Clock`](super::clock::Clock), injectable). Deletion, and
-//! leaving an application the spec moved away from, are in `cleanup`.
+//! ([`Clock`](super::clock::Clock), injectable). Deletion, and leaving an application the spec
+//! moved away from, are in `cleanup`.
+//!
+//! Before any of it, two holds: an object this version could not decode is only reported
+//! ([`super::undecodable`]), and a paused one (`losant.io/paused`) is only told so (`paused`).
+//! `managementPolicy: ObserveOnly` goes through the same pipeline: `decide` then observes
+//! instead of writing, and `execute` writes nothing. A new `losant.io/reconcile-requested-at`
+//! value makes `resolve` read Losant afresh.
 //!
 //! # Guarantees
 //! - The finalizer is in place before anything is created in Losant.
@@ -188,9 +194,10 @@ async fn sync(
     (now, fresh): (Timestamp, bool),
 ) -> Result<Synced, Stop> {
     // A create Losant refused for good is not tried again before the stalled re-check, even
-    // though the operator's own writes (status, the create-pending marker) wake this reconciler.
+    // though the operator's own writes (status, the create-pending marker) wake this reconciler;
+    // a requested reconcile is tried at once.
     let recheck = ctx.settings.stalled_retry_interval;
-    if let Some(failure) = refused_recently(obj, previous, now, recheck) {
+    if let Some(failure) = refused_recently(obj, previous, now, recheck).filter(|_| !fresh) {
         return Err(failure.into());
     }
     let place = resolve::place(obj, namespace, ctx).await?;
