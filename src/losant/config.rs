@@ -9,6 +9,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::enums::{IntegrationType, MqttProtocol, MqttProtocolVersion};
 use super::secret::SecretString;
+use super::type_facts::{
+    ACCESS_TOKEN, CONNECTION_STRING, KEY_JSON, PASSWORD, PRIVATE_KEY, SECRET_ACCESS_KEY,
+    SecretField,
+};
 
 /// `mqttConfig` as sent: a broker connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,7 +203,8 @@ pub enum IntegrationConfig {
 }
 
 impl IntegrationConfig {
-    /// The integration type this config object belongs to.
+    /// The integration type this config object belongs to. (Serde needs a variant per config
+    /// object; this names each variant's type.)
     pub fn integration_type(&self) -> IntegrationType {
         match self {
             IntegrationConfig::AzureEventHub(_) => IntegrationType::AzureEventHub,
@@ -211,26 +216,51 @@ impl IntegrationConfig {
         }
     }
 
+    /// The secret fields of the config object that are set, each with its value (list items'
+    /// secrets, such as WebSocket header values, excepted). A match on the variant: each config is
+    /// its own typed struct; the fields' names and limits are the table's.
+    pub fn set_secret_fields(&self) -> Vec<(&'static SecretField, &SecretString)> {
+        let fields: Vec<(&'static SecretField, Option<&SecretString>)> = match self {
+            IntegrationConfig::AzureEventHub(c) => {
+                let connection_string = match &c.auth {
+                    AzureEventHubAuth::ConnectionString { connection_string } => {
+                        Some(connection_string)
+                    }
+                    AzureEventHubAuth::HostName { .. } => None,
+                };
+                vec![(&CONNECTION_STRING, connection_string)]
+            }
+            IntegrationConfig::GooglePubSub(c) => vec![(&KEY_JSON, c.key_json.as_ref())],
+            IntegrationConfig::Mqtt(c) => vec![
+                (&PASSWORD, c.password.as_ref()),
+                (&PRIVATE_KEY, c.private_key.as_ref()),
+            ],
+            IntegrationConfig::Particle(c) => vec![(&ACCESS_TOKEN, Some(&c.access_token))],
+            IntegrationConfig::Sqs(c) => {
+                vec![(&SECRET_ACCESS_KEY, c.secret_access_key.as_ref())]
+            }
+            IntegrationConfig::Websocket(c) => vec![
+                (&PASSWORD, c.password.as_ref()),
+                (&PRIVATE_KEY, c.private_key.as_ref()),
+            ],
+        };
+        fields
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, value?)))
+            .collect()
+    }
+
     /// Every secret value in this config, so error text can be scrubbed of them.
     pub fn secret_values(&self) -> Vec<&SecretString> {
-        match self {
-            IntegrationConfig::AzureEventHub(c) => match &c.auth {
-                AzureEventHubAuth::ConnectionString { connection_string } => {
-                    vec![connection_string]
-                }
-                AzureEventHubAuth::HostName { .. } => vec![],
-            },
-            IntegrationConfig::GooglePubSub(c) => c.key_json.iter().collect(),
-            IntegrationConfig::Mqtt(c) => c.password.iter().chain(&c.private_key).collect(),
-            IntegrationConfig::Particle(c) => vec![&c.access_token],
-            IntegrationConfig::Sqs(c) => c.secret_access_key.iter().collect(),
-            IntegrationConfig::Websocket(c) => c
-                .password
-                .iter()
-                .chain(&c.private_key)
-                .chain(c.headers.iter().flatten().map(|h| &h.header_value))
-                .collect(),
-        }
+        let header_values = match self {
+            IntegrationConfig::Websocket(c) => c.headers.as_deref().unwrap_or_default(),
+            _ => &[],
+        };
+        self.set_secret_fields()
+            .into_iter()
+            .map(|(_, value)| value)
+            .chain(header_values.iter().map(|header| &header.header_value))
+            .collect()
     }
 }
 
@@ -453,6 +483,70 @@ mod tests {
         assert_eq!(values, ["a", "b", "c"]);
         let config = IntegrationConfig::Mqtt(mqtt());
         assert_eq!(config.secret_values().len(), 1);
+    }
+
+    /// One config of each type with every secret set.
+    fn every_secret_set() -> Vec<IntegrationConfig> {
+        let secret = || SecretString::new("s");
+        vec![
+            IntegrationConfig::AzureEventHub(AzureEventHubConfig {
+                hub_name: "h".into(),
+                consumer_group: "g".into(),
+                auth: AzureEventHubAuth::ConnectionString {
+                    connection_string: secret(),
+                },
+            }),
+            IntegrationConfig::GooglePubSub(GooglePubSubConfig {
+                project_id: None,
+                key_json: Some(secret()),
+            }),
+            IntegrationConfig::Mqtt(MqttConfig {
+                password: Some(secret()),
+                private_key: Some(secret()),
+                ..mqtt()
+            }),
+            IntegrationConfig::Particle(ParticleConfig {
+                access_token: secret(),
+                product_slug_or_id: None,
+                org_slug_or_id: None,
+                device_name_or_id: None,
+            }),
+            IntegrationConfig::Sqs(SqsConfig {
+                queue_url: "q".into(),
+                access_key_id: None,
+                secret_access_key: Some(secret()),
+                region: None,
+            }),
+            IntegrationConfig::Websocket(WebsocketConfig {
+                url: "wss://x".into(),
+                disable_ssl_verification: None,
+                username: None,
+                password: Some(secret()),
+                private_key: Some(secret()),
+                certificate: None,
+                ca_certificate: None,
+                headers: None,
+            }),
+        ]
+    }
+
+    #[test]
+    fn set_secret_fields_are_the_tables_and_serialize_under_their_names() {
+        let configs = every_secret_set();
+        assert_eq!(configs.len(), IntegrationType::KNOWN.len());
+        for config in configs {
+            let facts = config.integration_type().facts().unwrap();
+            let set: Vec<&SecretField> = config
+                .set_secret_fields()
+                .into_iter()
+                .map(|(field, _)| field)
+                .collect();
+            assert_eq!(set, facts.secret_fields.iter().collect::<Vec<_>>());
+            let wire = serde_json::to_value(&config).unwrap();
+            for field in set {
+                assert_eq!(wire[facts.config_field][field.name], "s", "{}", field.name);
+            }
+        }
     }
 
     #[test]

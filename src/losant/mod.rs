@@ -16,6 +16,7 @@ mod observe;
 mod retry;
 mod secret;
 mod status;
+pub mod type_facts;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_PER_PAGE,
@@ -40,3 +41,4 @@ pub use observe::RequestObserver;
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
 pub use status::{ConnectInfo, DisconnectInfo, RemoteStatus};
+pub use type_facts::{DefaultValue, ListItemSecret, SecretField, ServerDefault, TypeFacts};
