@@ -13,6 +13,7 @@ mod error;
 mod limiter;
 mod model;
 mod observe;
+mod remote_config;
 mod retry;
 mod secret;
 mod status;
@@ -23,9 +24,7 @@ pub use client::{
 };
 pub use config::{
     AzureEventHubAuth, AzureEventHubConfig, GooglePubSubConfig, IntegrationConfig, MqttConfig,
-    ParticleConfig, RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig,
-    RemoteParticleConfig, RemoteSqsConfig, RemoteWebsocketConfig, RemoteWebsocketHeader, SqsConfig,
-    WebsocketConfig, WebsocketHeader,
+    ParticleConfig, SqsConfig, WebsocketConfig, WebsocketHeader,
 };
 pub use encode::{is_losant_id, name_filter};
 pub use enums::{
@@ -38,6 +37,10 @@ pub use model::{
     UnreadableItem,
 };
 pub use observe::RequestObserver;
+pub use remote_config::{
+    RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig, RemoteParticleConfig,
+    RemoteSqsConfig, RemoteWebsocketConfig, RemoteWebsocketHeader,
+};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
 pub use status::{ConnectInfo, DisconnectInfo, RemoteStatus};
