@@ -44,4 +44,6 @@ pub use remote_config::{
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
 pub use status::{ConnectInfo, DisconnectInfo, RemoteStatus};
-pub use type_facts::{DefaultValue, ListItemSecret, SecretField, ServerDefault, TypeFacts};
+pub use type_facts::{
+    DefaultValue, Endpoint, ListItemSecret, SecretField, ServerDefault, TypeFacts,
+};

@@ -1,7 +1,8 @@
 //! The facts of each integration type, stated once: its config object's name, the fields that
-//! object requires, its secret fields with their length limits, and the defaults a server fills
-//! in. The CRD, the reconcile logic and the emulator look them up here instead of each matching on
-//! the type; a test checks the table against Losant's published schemas.
+//! object requires, its secret fields with their length limits, the defaults a server fills in,
+//! and what an integration connects to. The CRD, the reconcile logic and the emulator look them up
+//! here instead of each matching on the type; a test checks the table against Losant's published
+//! schemas.
 
 use serde_json::Value;
 
@@ -55,6 +56,15 @@ pub struct ServerDefault {
     pub value: DefaultValue,
 }
 
+/// What an integration connects to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The value of this field of its config object, e.g. `host` of `mqttConfig`.
+    ConfigField(&'static str),
+    /// Always this host.
+    Fixed(&'static str),
+}
+
 /// What one integration type is on the wire.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TypeFacts {
@@ -72,6 +82,8 @@ pub struct TypeFacts {
     pub list_item_secrets: &'static [ListItemSecret],
     /// What a server fills in when a create or patch leaves these fields out.
     pub server_defaults: &'static [ServerDefault],
+    /// What an integration of this type connects to.
+    pub endpoint: Endpoint,
 }
 
 impl TypeFacts {
@@ -153,6 +165,9 @@ pub const HEADER_VALUE: ListItemSecret = ListItemSecret {
     },
 };
 
+/// Where every Particle integration connects: Particle's cloud.
+pub const PARTICLE_ENDPOINT: &str = "api.particle.io";
+
 /// Skipping TLS verification is off unless asked for.
 const SSL_VERIFIED: ServerDefault = ServerDefault {
     field: "disableSSLVerification",
@@ -172,6 +187,7 @@ pub static AZURE_EVENT_HUB: TypeFacts = TypeFacts {
     secret_fields: &[CONNECTION_STRING],
     list_item_secrets: &[],
     server_defaults: &[],
+    endpoint: Endpoint::ConfigField("hubName"),
 };
 
 /// Google Pub/Sub.
@@ -183,6 +199,7 @@ pub static GOOGLE_PUB_SUB: TypeFacts = TypeFacts {
     secret_fields: &[KEY_JSON],
     list_item_secrets: &[],
     server_defaults: &[],
+    endpoint: Endpoint::ConfigField("projectId"),
 };
 
 /// An MQTT broker.
@@ -204,6 +221,7 @@ pub static MQTT: TypeFacts = TypeFacts {
             value: DefaultValue::Str("3.1.1"),
         },
     ],
+    endpoint: Endpoint::ConfigField("host"),
 };
 
 /// Particle cloud.
@@ -215,6 +233,7 @@ pub static PARTICLE: TypeFacts = TypeFacts {
     secret_fields: &[ACCESS_TOKEN],
     list_item_secrets: &[],
     server_defaults: &[],
+    endpoint: Endpoint::Fixed(PARTICLE_ENDPOINT),
 };
 
 /// Amazon SQS.
@@ -226,6 +245,7 @@ pub static SQS: TypeFacts = TypeFacts {
     secret_fields: &[SECRET_ACCESS_KEY],
     list_item_secrets: &[],
     server_defaults: &[],
+    endpoint: Endpoint::ConfigField("queueUrl"),
 };
 
 /// A WebSocket server.
@@ -237,6 +257,7 @@ pub static WEBSOCKET: TypeFacts = TypeFacts {
     secret_fields: &[PASSWORD, PRIVATE_KEY],
     list_item_secrets: &[HEADER_VALUE],
     server_defaults: &[SSL_VERIFIED],
+    endpoint: Endpoint::ConfigField("url"),
 };
 
 /// Every type, in wire order (as [`IntegrationType::KNOWN`]).

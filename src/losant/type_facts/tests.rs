@@ -112,6 +112,9 @@ fn check_config(facts: &TypeFacts, config: &Value, at: &str, write: bool) {
         let path = format!("{at}.{}[].{}", secret.list, secret.field.name);
         assert_bounds(item, &secret.field, &path);
     }
+    if let Endpoint::ConfigField(field) = facts.endpoint {
+        assert_eq!(properties[field]["type"], "string", "{at}.{field}");
+    }
     for default in facts.server_defaults {
         let property = &properties[default.field];
         let at = format!("{at}.{}", default.field);
