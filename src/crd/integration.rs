@@ -11,6 +11,8 @@ use super::common::{Condition, LocalObjectRef, Word};
 use super::config::{
     AzureEventHubSpec, GooglePubSubSpec, MqttSpec, ParticleSpec, SqsSpec, WebsocketSpec,
 };
+use crate::losant::TypeFacts;
+use crate::losant::type_facts;
 
 fn enabled_by_default() -> bool {
     true
@@ -163,33 +165,32 @@ impl IntegrationTypeSpec {
         IntegrationTypeSpec::Websocket,
     ];
 
+    /// What this type is on the wire. The CRD's enum is closed (serde and the schema need one
+    /// variant per type), so each variant names its row of the table and the lookup cannot fail.
+    pub fn facts(self) -> &'static TypeFacts {
+        match self {
+            IntegrationTypeSpec::AzureEventHub => &type_facts::AZURE_EVENT_HUB,
+            IntegrationTypeSpec::GooglePubSub => &type_facts::GOOGLE_PUB_SUB,
+            IntegrationTypeSpec::Mqtt => &type_facts::MQTT,
+            IntegrationTypeSpec::Particle => &type_facts::PARTICLE,
+            IntegrationTypeSpec::Sqs => &type_facts::SQS,
+            IntegrationTypeSpec::Websocket => &type_facts::WEBSOCKET,
+        }
+    }
+
     /// The wire value, e.g. `azureEventHub`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            IntegrationTypeSpec::AzureEventHub => "azureEventHub",
-            IntegrationTypeSpec::GooglePubSub => "googlePubSub",
-            IntegrationTypeSpec::Mqtt => "mqtt",
-            IntegrationTypeSpec::Particle => "particle",
-            IntegrationTypeSpec::Sqs => "sqs",
-            IntegrationTypeSpec::Websocket => "websocket",
-        }
+        self.facts().integration_type.as_str()
     }
 
     /// The spec field of this type's config block, e.g. `mqttConfig`.
     pub fn config_field(self) -> &'static str {
-        match self {
-            IntegrationTypeSpec::AzureEventHub => "azureEventHubConfig",
-            IntegrationTypeSpec::GooglePubSub => "googlePubSubConfig",
-            IntegrationTypeSpec::Mqtt => "mqttConfig",
-            IntegrationTypeSpec::Particle => "particleConfig",
-            IntegrationTypeSpec::Sqs => "sqsConfig",
-            IntegrationTypeSpec::Websocket => "websocketConfig",
-        }
+        self.facts().config_field
     }
 
     /// Whether the config block must be present (its Losant object has required fields).
     pub fn config_required(self) -> bool {
-        self != IntegrationTypeSpec::GooglePubSub
+        self.facts().needs_config()
     }
 }
 
@@ -401,6 +402,18 @@ impl Integration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_type_is_its_row_of_the_table() {
+        let rows: Vec<&TypeFacts> = IntegrationTypeSpec::ALL
+            .map(IntegrationTypeSpec::facts)
+            .into();
+        assert_eq!(rows, type_facts::ALL, "ALL is in the table's order");
+        for spec_type in IntegrationTypeSpec::ALL {
+            let wire = serde_json::to_value(spec_type).unwrap();
+            assert_eq!(wire, spec_type.as_str(), "the serde name is the wire value");
+        }
+    }
 
     #[test]
     fn secret_versions_are_a_sorted_map_on_the_wire() {

@@ -6,18 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::config::{SECRET_MASK, SecretEcho};
-
-/// Secret fields as (config object, field) pairs; websocket header values are handled apart.
-const SECRETS: &[(&str, &str)] = &[
-    ("mqttConfig", "password"),
-    ("mqttConfig", "privateKey"),
-    ("googlePubSubConfig", "keyJson"),
-    ("sqsConfig", "secretAccessKey"),
-    ("azureEventHubConfig", "connectionString"),
-    ("particleConfig", "accessToken"),
-    ("websocketConfig", "password"),
-    ("websocketConfig", "privateKey"),
-];
+use crate::losant::type_facts;
 
 /// True unless the query says `_links=false` (or `0`).
 pub fn links_wanted(params: &HashMap<String, String>) -> bool {
@@ -31,18 +20,20 @@ pub fn redact(doc: &mut Map<String, Value>, mode: SecretEcho) {
     if mode == SecretEcho::Clear {
         return;
     }
-    for (config, field) in SECRETS {
-        if let Some(Value::Object(obj)) = doc.get_mut(*config) {
-            hide(obj, field, mode);
+    for facts in type_facts::ALL {
+        let Some(Value::Object(config)) = doc.get_mut(facts.config_field) else {
+            continue;
+        };
+        for field in facts.secret_fields {
+            hide(config, field.name, mode);
         }
-    }
-    let headers = doc
-        .get_mut("websocketConfig")
-        .and_then(|c| c.get_mut("headers"))
-        .and_then(Value::as_array_mut);
-    for header in headers.into_iter().flatten() {
-        if let Value::Object(obj) = header {
-            hide(obj, "headerValue", mode);
+        for secret in facts.list_item_secrets {
+            let items = config.get_mut(secret.list).and_then(Value::as_array_mut);
+            for item in items.into_iter().flatten() {
+                if let Value::Object(item) = item {
+                    hide(item, secret.field.name, mode);
+                }
+            }
         }
     }
 }
@@ -117,21 +108,37 @@ pub fn fill_create_defaults(body: &mut Map<String, Value>) {
 
 /// Fills defaults inside the config objects present in `body` (a create or patch body).
 pub fn fill_config_defaults(body: &mut Map<String, Value>) {
-    if let Some(Value::Object(mqtt)) = body.get_mut("mqttConfig") {
-        mqtt.entry("clean").or_insert(Value::Bool(true));
-        mqtt.entry("disableSSLVerification")
-            .or_insert(Value::Bool(false));
-        mqtt.entry("protocolVersion").or_insert(json!("3.1.1"));
-    }
-    if let Some(Value::Object(ws)) = body.get_mut("websocketConfig") {
-        ws.entry("disableSSLVerification")
-            .or_insert(Value::Bool(false));
+    for facts in type_facts::ALL {
+        if let Some(Value::Object(config)) = body.get_mut(facts.config_field) {
+            for default in facts.server_defaults {
+                config
+                    .entry(default.field)
+                    .or_insert_with(|| default.value.to_json());
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_fill_only_what_is_missing() {
+        let body = json!({"mqttConfig": {"clean": false}, "websocketConfig": {},
+            "sqsConfig": {"queueUrl": "q"}});
+        let Value::Object(mut body) = body else {
+            panic!()
+        };
+        fill_config_defaults(&mut body);
+        assert_eq!(
+            Value::Object(body),
+            json!({"mqttConfig": {"clean": false, "disableSSLVerification": false,
+                    "protocolVersion": "3.1.1"},
+                "websocketConfig": {"disableSSLVerification": false},
+                "sqsConfig": {"queueUrl": "q"}})
+        );
+    }
 
     #[test]
     fn mask_and_omit() {

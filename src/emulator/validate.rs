@@ -6,6 +6,9 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use crate::losant::type_facts::{self, HEADER_VALUE, KEY_JSON, PRIVATE_KEY, TypeFacts};
+use crate::losant::{IntegrationType, SecretField};
+
 /// Why a body was rejected. Names the field path, never the submitted value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {problem}")]
@@ -18,14 +21,24 @@ pub struct ValidationError {
 
 /// The shape one property must have.
 enum Kind {
-    Str { min: usize, max: usize },
-    NullableStr { min: usize, max: usize },
+    Str {
+        min: usize,
+        max: usize,
+    },
+    NullableStr {
+        min: usize,
+        max: usize,
+    },
     Enum(&'static [&'static str]),
-    Number { min: f64, max: f64 },
+    /// One of the integration types of the table.
+    IntegrationType,
+    Number {
+        min: f64,
+        max: f64,
+    },
     Bool,
     Topics,
     Headers,
-    Config(&'static ObjectSpec),
 }
 
 struct Field {
@@ -34,10 +47,22 @@ struct Field {
 }
 
 /// A closed object: its properties, required names and (for Azure) a `oneOf` of required sets.
+/// With `configs`, it also holds the config object of every type in the table.
 struct ObjectSpec {
     fields: &'static [Field],
     required: &'static [&'static str],
     one_of_required: &'static [&'static [&'static str]],
+    configs: bool,
+}
+
+/// A config object's spec: its fields; what it requires is the table's.
+const fn config(facts: &'static TypeFacts, fields: &'static [Field]) -> ObjectSpec {
+    ObjectSpec {
+        fields,
+        required: facts.required,
+        one_of_required: facts.one_of_required,
+        configs: false,
+    }
 }
 
 const fn s(name: &'static str, min: usize, max: usize) -> Field {
@@ -51,43 +76,36 @@ const fn f(name: &'static str, kind: Kind) -> Field {
     Field { name, kind }
 }
 
+/// A secret field, with the table's limits.
+const fn secret(field: SecretField) -> Field {
+    s(field.name, field.min_chars, field.max_chars)
+}
+
 /// `sqsConfig` uses `min`/`max`, which JSON Schema ignores: any string length is fine.
 const ANY: usize = usize::MAX;
 const PEM_MAX: usize = 32767;
-const INTEGRATION_TYPES: &[&str] = &[
-    "azureEventHub",
-    "googlePubSub",
-    "mqtt",
-    "particle",
-    "sqs",
-    "websocket",
-];
 
-static AZURE: ObjectSpec = ObjectSpec {
-    fields: &[
+static AZURE: ObjectSpec = config(
+    &type_facts::AZURE_EVENT_HUB,
+    &[
         s("hubName", 1, 256),
         s("hostName", 1, 256),
         s("consumerGroup", 1, 256),
-        s("connectionString", 1, 1024),
+        secret(type_facts::CONNECTION_STRING),
     ],
-    required: &[],
-    one_of_required: &[
-        &["hubName", "consumerGroup", "connectionString"],
-        &["hubName", "consumerGroup", "hostName"],
-    ],
-};
+);
 
-static GOOGLE: ObjectSpec = ObjectSpec {
-    fields: &[s("projectId", 1, 255), s("keyJson", 4, PEM_MAX)],
-    required: &[],
-    one_of_required: &[],
-};
+static GOOGLE: ObjectSpec = config(
+    &type_facts::GOOGLE_PUB_SUB,
+    &[s("projectId", 1, 255), secret(KEY_JSON)],
+);
 
-static MQTT: ObjectSpec = ObjectSpec {
-    fields: &[
+static MQTT: ObjectSpec = config(
+    &type_facts::MQTT,
+    &[
         s("clientId", 1, 1024),
         s("username", 1, 1024),
-        s("password", 1, 1024),
+        secret(type_facts::PASSWORD),
         f("clean", Kind::Bool),
         f(
             "port",
@@ -98,58 +116,74 @@ static MQTT: ObjectSpec = ObjectSpec {
         ),
         f("protocol", Kind::Enum(&["mqtt", "mqtts", "ws", "wss"])),
         s("host", 1, 1024),
-        s("privateKey", 4, PEM_MAX),
+        secret(PRIVATE_KEY),
         s("certificate", 4, PEM_MAX),
         s("caCertificate", 4, PEM_MAX),
         f("disableSSLVerification", Kind::Bool),
         f("protocolVersion", Kind::Enum(&["3.1.1", "5"])),
     ],
-    required: &["port", "protocol", "host"],
-    one_of_required: &[],
-};
+);
 
-static PARTICLE: ObjectSpec = ObjectSpec {
-    fields: &[
-        s("accessToken", 1, 1024),
+static PARTICLE: ObjectSpec = config(
+    &type_facts::PARTICLE,
+    &[
+        secret(type_facts::ACCESS_TOKEN),
         s("productSlugOrId", 1, 1024),
         s("orgSlugOrId", 1, 1024),
         s("deviceNameOrId", 1, 1024),
     ],
-    required: &["accessToken"],
-    one_of_required: &[],
-};
+);
 
-static SQS: ObjectSpec = ObjectSpec {
-    fields: &[
+/// The secret access key too takes any length here: the operator's own bound (in the table) is
+/// not Losant's.
+static SQS: ObjectSpec = config(
+    &type_facts::SQS,
+    &[
         s("accessKeyId", 0, ANY),
         s("secretAccessKey", 0, ANY),
         s("region", 0, ANY),
         s("queueUrl", 0, ANY),
     ],
-    required: &["queueUrl"],
-    one_of_required: &[],
-};
+);
 
-static WEBSOCKET: ObjectSpec = ObjectSpec {
-    fields: &[
+static WEBSOCKET: ObjectSpec = config(
+    &type_facts::WEBSOCKET,
+    &[
         s("url", 1, 1024),
         f("disableSSLVerification", Kind::Bool),
         s("username", 1, 1024),
-        s("password", 1, 1024),
-        s("privateKey", 4, PEM_MAX),
+        secret(type_facts::PASSWORD),
+        secret(PRIVATE_KEY),
         s("certificate", 4, PEM_MAX),
         s("caCertificate", 4, PEM_MAX),
-        f("headers", Kind::Headers),
+        f(HEADER_VALUE.list, Kind::Headers),
     ],
-    required: &["url"],
-    one_of_required: &[],
-};
+);
 
 static HEADER: ObjectSpec = ObjectSpec {
-    fields: &[s("headerKey", 1, 1024), s("headerValue", 1, 1024)],
-    required: &["headerKey", "headerValue"],
+    fields: &[s("headerKey", 1, 1024), secret(HEADER_VALUE.field)],
+    required: &["headerKey", HEADER_VALUE.field.name],
     one_of_required: &[],
+    configs: false,
 };
+
+/// Each type's config object, with its row of the table.
+static CONFIGS: [(&TypeFacts, &ObjectSpec); 6] = [
+    (&type_facts::AZURE_EVENT_HUB, &AZURE),
+    (&type_facts::GOOGLE_PUB_SUB, &GOOGLE),
+    (&type_facts::MQTT, &MQTT),
+    (&type_facts::PARTICLE, &PARTICLE),
+    (&type_facts::SQS, &SQS),
+    (&type_facts::WEBSOCKET, &WEBSOCKET),
+];
+
+/// The spec of the config object named `config_field`.
+fn config_spec(config_field: &str) -> Option<&'static ObjectSpec> {
+    CONFIGS
+        .iter()
+        .find(|(facts, _)| facts.config_field == config_field)
+        .map(|(_, spec)| *spec)
+}
 
 /// Maximum number of websocket headers.
 const MAX_HEADERS: usize = 50;
@@ -157,19 +191,14 @@ const MAX_HEADERS: usize = 50;
 static POST: ObjectSpec = ObjectSpec {
     fields: &[
         s("name", 1, 255),
-        f("integrationType", Kind::Enum(INTEGRATION_TYPES)),
+        f("integrationType", Kind::IntegrationType),
         f("enabled", Kind::Bool),
         s("credentialName", 1, 255),
         f("topics", Kind::Topics),
-        f("azureEventHubConfig", Kind::Config(&AZURE)),
-        f("googlePubSubConfig", Kind::Config(&GOOGLE)),
-        f("mqttConfig", Kind::Config(&MQTT)),
-        f("particleConfig", Kind::Config(&PARTICLE)),
-        f("sqsConfig", Kind::Config(&SQS)),
-        f("websocketConfig", Kind::Config(&WEBSOCKET)),
     ],
     required: &["name", "integrationType"],
     one_of_required: &[],
+    configs: true,
 };
 
 static PATCH: ObjectSpec = ObjectSpec {
@@ -178,15 +207,10 @@ static PATCH: ObjectSpec = ObjectSpec {
         f("enabled", Kind::Bool),
         f("topics", Kind::Topics),
         f("credentialName", Kind::NullableStr { min: 1, max: 255 }),
-        f("azureEventHubConfig", Kind::Config(&AZURE)),
-        f("googlePubSubConfig", Kind::Config(&GOOGLE)),
-        f("mqttConfig", Kind::Config(&MQTT)),
-        f("particleConfig", Kind::Config(&PARTICLE)),
-        f("sqsConfig", Kind::Config(&SQS)),
-        f("websocketConfig", Kind::Config(&WEBSOCKET)),
     ],
     required: &[],
     one_of_required: &[],
+    configs: true,
 };
 
 /// Validates a create body against the `integrationPost` schema.
@@ -219,14 +243,16 @@ fn check_object(value: &Value, spec: &ObjectSpec, path: &str) -> Result<(), Vali
         return Err(fail(path, "must be an object"));
     };
     for (key, item) in map {
-        let field = spec.fields.iter().find(|fd| fd.name == key.as_str());
-        let Some(field) = field else {
+        if let Some(field) = spec.fields.iter().find(|fd| fd.name == key.as_str()) {
+            check_kind(item, &field.kind, &child(path, field.name))?;
+        } else if let Some(config) = config_spec(key).filter(|_| spec.configs) {
+            check_object(item, config, &child(path, key))?;
+        } else {
             return Err(fail(
                 path,
                 format!("unknown field `{}` is not allowed", short(key)),
             ));
-        };
-        check_kind(item, &field.kind, &child(path, field.name))?;
+        }
     }
     if let Some(missing) = spec.required.iter().find(|r| !map.contains_key(**r)) {
         return Err(fail(&child(path, missing), "is required"));
@@ -288,12 +314,18 @@ fn check_kind(value: &Value, kind: &Kind, path: &str) -> Result<(), ValidationEr
                 format!("must be one of: {}", allowed.join(", ")),
             )),
         },
+        Kind::IntegrationType => match value.as_str().map(IntegrationType::from) {
+            Some(known) if known.is_known() => Ok(()),
+            _ => {
+                let known: Vec<&str> = IntegrationType::KNOWN.iter().map(|t| t.as_str()).collect();
+                Err(fail(path, format!("must be one of: {}", known.join(", "))))
+            }
+        },
         Kind::Number { min, max } => check_number(value, *min, *max, path),
         Kind::Bool if value.is_boolean() => Ok(()),
         Kind::Bool => Err(fail(path, "must be a boolean")),
         Kind::Topics => check_topics(value, path),
         Kind::Headers => check_headers(value, path),
-        Kind::Config(spec) => check_object(value, spec, path),
     }
 }
 
@@ -364,6 +396,23 @@ mod tests {
         let body = json!({"name": "x", "integrationType": "mqtt", "topics": ["s3cr3t", "s3cr3t"]});
         let err = validate_post(&body).unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn every_type_of_the_table_has_its_config_object() {
+        let rows: Vec<&TypeFacts> = CONFIGS.iter().map(|(facts, _)| *facts).collect();
+        assert_eq!(rows, type_facts::ALL);
+        for facts in type_facts::ALL {
+            let body = json!({"name": "x", "integrationType": facts.integration_type.as_str(),
+                facts.config_field: {"unknownField": 1}});
+            let err = validate_post(&body).unwrap_err();
+            assert_eq!(err.path, facts.config_field, "checked as its config object");
+        }
+        let err = validate_post(&json!({"name": "x", "integrationType": "meridian"})).unwrap_err();
+        assert_eq!(
+            err.problem,
+            "must be one of: azureEventHub, googlePubSub, mqtt, particle, sqs, websocket"
+        );
     }
 
     #[test]

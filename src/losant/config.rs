@@ -1,14 +1,16 @@
-//! The config objects of the six integration types, in the two shapes the API uses:
-//! the write shape (Post and Patch bodies, where the schema's required fields are required) and the
-//! read shape (`Remote*`, from GET and list, where everything may be absent: servers may omit or mask
-//! secrets and add fields of their own, which are ignored).
+//! The config objects of the six integration types as written (Post and Patch bodies, where the
+//! schema's required fields are required); `remote_config` holds them as read back.
 //!
 //! Secret-bearing fields are [`SecretString`]s, so `Debug` never shows them.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::enums::{IntegrationType, MqttProtocol, MqttProtocolVersion};
 use super::secret::SecretString;
+use super::type_facts::{
+    ACCESS_TOKEN, CONNECTION_STRING, KEY_JSON, PASSWORD, PRIVATE_KEY, SECRET_ACCESS_KEY,
+    SecretField,
+};
 
 /// `mqttConfig` as sent: a broker connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,7 +201,8 @@ pub enum IntegrationConfig {
 }
 
 impl IntegrationConfig {
-    /// The integration type this config object belongs to.
+    /// The integration type this config object belongs to. (Serde needs a variant per config
+    /// object; this names each variant's type.)
     pub fn integration_type(&self) -> IntegrationType {
         match self {
             IntegrationConfig::AzureEventHub(_) => IntegrationType::AzureEventHub,
@@ -211,166 +214,51 @@ impl IntegrationConfig {
         }
     }
 
+    /// The secret fields of the config object that are set, each with its value (list items'
+    /// secrets, such as WebSocket header values, excepted). A match on the variant: each config is
+    /// its own typed struct; the fields' names and limits are the table's.
+    pub fn set_secret_fields(&self) -> Vec<(&'static SecretField, &SecretString)> {
+        let fields: Vec<(&'static SecretField, Option<&SecretString>)> = match self {
+            IntegrationConfig::AzureEventHub(c) => {
+                let connection_string = match &c.auth {
+                    AzureEventHubAuth::ConnectionString { connection_string } => {
+                        Some(connection_string)
+                    }
+                    AzureEventHubAuth::HostName { .. } => None,
+                };
+                vec![(&CONNECTION_STRING, connection_string)]
+            }
+            IntegrationConfig::GooglePubSub(c) => vec![(&KEY_JSON, c.key_json.as_ref())],
+            IntegrationConfig::Mqtt(c) => vec![
+                (&PASSWORD, c.password.as_ref()),
+                (&PRIVATE_KEY, c.private_key.as_ref()),
+            ],
+            IntegrationConfig::Particle(c) => vec![(&ACCESS_TOKEN, Some(&c.access_token))],
+            IntegrationConfig::Sqs(c) => {
+                vec![(&SECRET_ACCESS_KEY, c.secret_access_key.as_ref())]
+            }
+            IntegrationConfig::Websocket(c) => vec![
+                (&PASSWORD, c.password.as_ref()),
+                (&PRIVATE_KEY, c.private_key.as_ref()),
+            ],
+        };
+        fields
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, value?)))
+            .collect()
+    }
+
     /// Every secret value in this config, so error text can be scrubbed of them.
     pub fn secret_values(&self) -> Vec<&SecretString> {
-        match self {
-            IntegrationConfig::AzureEventHub(c) => match &c.auth {
-                AzureEventHubAuth::ConnectionString { connection_string } => {
-                    vec![connection_string]
-                }
-                AzureEventHubAuth::HostName { .. } => vec![],
-            },
-            IntegrationConfig::GooglePubSub(c) => c.key_json.iter().collect(),
-            IntegrationConfig::Mqtt(c) => c.password.iter().chain(&c.private_key).collect(),
-            IntegrationConfig::Particle(c) => vec![&c.access_token],
-            IntegrationConfig::Sqs(c) => c.secret_access_key.iter().collect(),
-            IntegrationConfig::Websocket(c) => c
-                .password
-                .iter()
-                .chain(&c.private_key)
-                .chain(c.headers.iter().flatten().map(|h| &h.header_value))
-                .collect(),
-        }
-    }
-}
-
-/// `mqttConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteMqttConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    #[serde(
-        deserialize_with = "lenient_port",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<MqttProtocol>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clean: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_certificate: Option<String>,
-    #[serde(
-        rename = "disableSSLVerification",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub disable_ssl_verification: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol_version: Option<MqttProtocolVersion>,
-}
-
-/// `googlePubSubConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteGooglePubSubConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_json: Option<SecretString>,
-}
-
-/// `azureEventHubConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteAzureEventHubConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hub_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consumer_group: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connection_string: Option<SecretString>,
-}
-
-/// `particleConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteParticleConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub product_slug_or_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub org_slug_or_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_name_or_id: Option<String>,
-}
-
-/// `sqsConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteSqsConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-}
-
-/// `websocketConfig` as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteWebsocketConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(
-        rename = "disableSSLVerification",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub disable_ssl_verification: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<SecretString>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_certificate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Vec<RemoteWebsocketHeader>>,
-}
-
-/// One WebSocket header as read back.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct RemoteWebsocketHeader {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub header_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub header_value: Option<SecretString>,
-}
-
-/// Reads a port sent as any JSON number with an integral value in 1..=65535 (`8883` or `8883.0`):
-/// the schema types it `number`, so a server may store and return it either way.
-fn lenient_port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    let as_float = number.as_f64().unwrap_or(f64::NAN);
-    if as_float.fract() == 0.0 && (1.0..=65535.0).contains(&as_float) {
-        // Exact: the value is integral and in range.
-        Ok(Some(as_float as u16))
-    } else {
-        Err(serde::de::Error::custom(
-            "port is not an integer in 1..=65535",
-        ))
+        let header_values = match self {
+            IntegrationConfig::Websocket(c) => c.headers.as_deref().unwrap_or_default(),
+            _ => &[],
+        };
+        self.set_secret_fields()
+            .into_iter()
+            .map(|(_, value)| value)
+            .chain(header_values.iter().map(|header| &header.header_value))
+            .collect()
     }
 }
 
@@ -455,20 +343,67 @@ mod tests {
         assert_eq!(config.secret_values().len(), 1);
     }
 
-    #[test]
-    fn remote_port_accepts_integral_floats_only() {
-        let ok: RemoteMqttConfig = serde_json::from_value(json!({"port": 8883.0})).unwrap();
-        assert_eq!(ok.port, Some(8883));
-        assert!(serde_json::from_value::<RemoteMqttConfig>(json!({"port": 1.5})).is_err());
-        assert!(serde_json::from_value::<RemoteMqttConfig>(json!({"port": 70000})).is_err());
-        let absent: RemoteMqttConfig = serde_json::from_value(json!({})).unwrap();
-        assert_eq!(absent.port, None);
+    /// One config of each type with every secret set.
+    fn every_secret_set() -> Vec<IntegrationConfig> {
+        let secret = || SecretString::new("s");
+        vec![
+            IntegrationConfig::AzureEventHub(AzureEventHubConfig {
+                hub_name: "h".into(),
+                consumer_group: "g".into(),
+                auth: AzureEventHubAuth::ConnectionString {
+                    connection_string: secret(),
+                },
+            }),
+            IntegrationConfig::GooglePubSub(GooglePubSubConfig {
+                project_id: None,
+                key_json: Some(secret()),
+            }),
+            IntegrationConfig::Mqtt(MqttConfig {
+                password: Some(secret()),
+                private_key: Some(secret()),
+                ..mqtt()
+            }),
+            IntegrationConfig::Particle(ParticleConfig {
+                access_token: secret(),
+                product_slug_or_id: None,
+                org_slug_or_id: None,
+                device_name_or_id: None,
+            }),
+            IntegrationConfig::Sqs(SqsConfig {
+                queue_url: "q".into(),
+                access_key_id: None,
+                secret_access_key: Some(secret()),
+                region: None,
+            }),
+            IntegrationConfig::Websocket(WebsocketConfig {
+                url: "wss://x".into(),
+                disable_ssl_verification: None,
+                username: None,
+                password: Some(secret()),
+                private_key: Some(secret()),
+                certificate: None,
+                ca_certificate: None,
+                headers: None,
+            }),
+        ]
     }
 
     #[test]
-    fn remote_shapes_ignore_unknown_fields() {
-        let remote: RemoteSqsConfig =
-            serde_json::from_value(json!({"queueUrl": "u", "futureField": 1})).unwrap();
-        assert_eq!(remote.queue_url.as_deref(), Some("u"));
+    fn set_secret_fields_are_the_tables_and_serialize_under_their_names() {
+        let configs = every_secret_set();
+        assert_eq!(configs.len(), IntegrationType::KNOWN.len());
+        for config in configs {
+            let facts = config.integration_type().facts().unwrap();
+            let set: Vec<&SecretField> = config
+                .set_secret_fields()
+                .into_iter()
+                .map(|(field, _)| field)
+                .collect();
+            assert_eq!(set, facts.secret_fields.iter().collect::<Vec<_>>());
+            let wire = serde_json::to_value(&config).unwrap();
+            for field in set {
+                assert_eq!(wire[facts.config_field][field.name], "s", "{}", field.name);
+            }
+        }
     }
 }

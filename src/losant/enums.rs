@@ -3,6 +3,8 @@
 //! Losant adds and retires values (`meridian` was an integration type until API v1.24.2), so a
 //! response carrying an unknown value must not fail a whole page: it is kept as `Unknown(value)`.
 
+use super::type_facts::TypeFacts;
+
 /// Defines a string enum with known variants plus `Unknown(String)`, (de)serialized as its string.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
@@ -81,17 +83,14 @@ wire_enum! {
 }
 
 impl IntegrationType {
+    /// What this type is on the wire; `None` for a type this client does not know.
+    pub fn facts(&self) -> Option<&'static TypeFacts> {
+        super::type_facts::of(self)
+    }
+
     /// The name of the config object that belongs to this type, e.g. `mqttConfig`.
     pub fn config_field(&self) -> Option<&'static str> {
-        Some(match self {
-            IntegrationType::AzureEventHub => "azureEventHubConfig",
-            IntegrationType::GooglePubSub => "googlePubSubConfig",
-            IntegrationType::Mqtt => "mqttConfig",
-            IntegrationType::Particle => "particleConfig",
-            IntegrationType::Sqs => "sqsConfig",
-            IntegrationType::Websocket => "websocketConfig",
-            IntegrationType::Unknown(_) => return None,
-        })
+        self.facts().map(|facts| facts.config_field)
     }
 }
 

@@ -13,18 +13,18 @@ mod error;
 mod limiter;
 mod model;
 mod observe;
+mod remote_config;
 mod retry;
 mod secret;
 mod status;
+pub mod type_facts;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_PER_PAGE,
 };
 pub use config::{
     AzureEventHubAuth, AzureEventHubConfig, GooglePubSubConfig, IntegrationConfig, MqttConfig,
-    ParticleConfig, RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig,
-    RemoteParticleConfig, RemoteSqsConfig, RemoteWebsocketConfig, RemoteWebsocketHeader, SqsConfig,
-    WebsocketConfig, WebsocketHeader,
+    ParticleConfig, SqsConfig, WebsocketConfig, WebsocketHeader,
 };
 pub use encode::{is_losant_id, name_filter};
 pub use enums::{
@@ -37,6 +37,13 @@ pub use model::{
     UnreadableItem,
 };
 pub use observe::RequestObserver;
+pub use remote_config::{
+    RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig, RemoteParticleConfig,
+    RemoteSqsConfig, RemoteWebsocketConfig, RemoteWebsocketHeader,
+};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use secret::SecretString;
 pub use status::{ConnectInfo, DisconnectInfo, RemoteStatus};
+pub use type_facts::{
+    DefaultValue, Endpoint, ListItemSecret, SecretField, ServerDefault, TypeFacts,
+};

@@ -8,11 +8,12 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::config::{
-    IntegrationConfig, RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig,
-    RemoteParticleConfig, RemoteSqsConfig, RemoteWebsocketConfig,
-};
+use super::config::IntegrationConfig;
 use super::enums::{FilterField, IntegrationType, SortDirection, SortField};
+use super::remote_config::{
+    RemoteAzureEventHubConfig, RemoteGooglePubSubConfig, RemoteMqttConfig, RemoteParticleConfig,
+    RemoteSqsConfig, RemoteWebsocketConfig,
+};
 use super::secret::SecretString;
 
 /// The body of a create (`POST …/integrations`).

@@ -10,10 +10,14 @@ use crate::crd::{
     AzureEventHubSpec, GooglePubSubSpec, IntegrationSpec, IntegrationTypeSpec, MqttProtocolSpec,
     MqttProtocolVersionSpec, MqttSpec, ParticleSpec, SecretKeyRef, SqsSpec, WebsocketSpec,
 };
+use crate::losant::type_facts::{
+    ACCESS_TOKEN, CONNECTION_STRING, HEADER_VALUE, KEY_JSON, PASSWORD, PRIVATE_KEY,
+    SECRET_ACCESS_KEY,
+};
 use crate::losant::{
     AzureEventHubAuth, AzureEventHubConfig, GooglePubSubConfig, IntegrationConfig, IntegrationType,
-    MqttConfig, MqttProtocol, MqttProtocolVersion, ParticleConfig, SecretString, SqsConfig,
-    WebsocketConfig, WebsocketHeader,
+    MqttConfig, MqttProtocol, MqttProtocolVersion, ParticleConfig, SecretField, SecretString,
+    SqsConfig, TypeFacts, WebsocketConfig, WebsocketHeader,
 };
 
 /// Values of the referenced Secret keys, as resolved by the controller.
@@ -74,8 +78,8 @@ pub enum SpecError {
         secret: String,
         /// Key.
         key: String,
-        /// The Losant field it feeds.
-        field: &'static str,
+        /// The Losant field it feeds, e.g. `mqttConfig.password`.
+        field: String,
         /// Minimum length.
         min: usize,
         /// Maximum length.
@@ -91,7 +95,8 @@ pub enum SpecError {
     },
 }
 
-/// The Secret keys a spec references, for its own type's config block.
+/// The Secret keys a spec references, for its own type's config block. A match on the type: each
+/// block is its own typed struct.
 pub fn secret_refs(spec: &IntegrationSpec) -> Vec<&SecretKeyRef> {
     let mut refs: Vec<&SecretKeyRef> = Vec::new();
     match spec.integration_type {
@@ -150,7 +155,9 @@ pub fn desired(
     secrets: &SecretValues,
 ) -> Result<Desired, SpecError> {
     check_blocks(spec)?;
-    let resolve = Resolver { secrets };
+    let facts = spec.integration_type.facts();
+    let resolve = Resolver { secrets, facts };
+    // Each block is its own typed struct, built into its own typed config.
     let config = match spec.integration_type {
         IntegrationTypeSpec::Mqtt => spec
             .mqtt_config
@@ -183,7 +190,10 @@ pub fn desired(
             .map(|c| websocket(c, &resolve))
             .transpose()?,
     };
-    let mut secret_paths = config.as_ref().map(secret_paths).unwrap_or_default();
+    let mut secret_paths = config
+        .as_ref()
+        .map(|config| secret_paths(facts, config))
+        .unwrap_or_default();
     if spec.integration_type == IntegrationTypeSpec::Websocket {
         let headers = spec
             .websocket_config
@@ -191,7 +201,7 @@ pub fn desired(
             .flat_map(|c| c.headers.iter().flatten());
         for (index, header) in headers.enumerate() {
             if header.header_value_secret_ref.is_some() {
-                secret_paths.push(format!("websocketConfig.headers.{index}.headerValue"));
+                secret_paths.push(facts.list_item_secret_path(&HEADER_VALUE, Some(index)));
             }
         }
     }
@@ -207,37 +217,18 @@ pub fn desired(
 }
 
 /// The paths of `config` that hold Secret values (inline header values excepted).
-fn secret_paths(config: &IntegrationConfig) -> Vec<String> {
-    let field = config.integration_type().config_field().unwrap_or_default();
-    let mut paths: Vec<String> = match config {
-        IntegrationConfig::Mqtt(c) => [
-            ("password", c.password.is_some()),
-            ("privateKey", c.private_key.is_some()),
-        ]
-        .to_vec(),
-        IntegrationConfig::GooglePubSub(c) => [("keyJson", c.key_json.is_some())].to_vec(),
-        IntegrationConfig::AzureEventHub(c) => [(
-            "connectionString",
-            matches!(c.auth, AzureEventHubAuth::ConnectionString { .. }),
-        )]
-        .to_vec(),
-        IntegrationConfig::Particle(_) => [("accessToken", true)].to_vec(),
-        IntegrationConfig::Sqs(c) => [("secretAccessKey", c.secret_access_key.is_some())].to_vec(),
-        IntegrationConfig::Websocket(c) => [
-            ("password", c.password.is_some()),
-            ("privateKey", c.private_key.is_some()),
-        ]
-        .to_vec(),
-    }
-    .into_iter()
-    .filter(|(_, present)| *present)
-    .map(|(name, _)| format!("{field}.{name}"))
-    .collect();
+fn secret_paths(facts: &TypeFacts, config: &IntegrationConfig) -> Vec<String> {
+    let mut paths: Vec<String> = config
+        .set_secret_fields()
+        .into_iter()
+        .map(|(field, _)| facts.secret_path(field))
+        .collect();
     paths.sort();
     paths
 }
 
-/// The config block must match the type (the CRD says so too; an outdated CRD may not).
+/// The config block must match the type (the CRD says so too; an outdated CRD may not). The
+/// blocks are typed fields of the spec, so which are present is listed field by field.
 fn check_blocks(spec: &IntegrationSpec) -> Result<(), SpecError> {
     let present = [
         (
@@ -277,19 +268,38 @@ fn check_blocks(spec: &IntegrationSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// Looks Secret values up and checks their lengths.
+/// Looks Secret values up and checks their lengths against the type's limits.
 struct Resolver<'a> {
     secrets: &'a SecretValues,
+    facts: &'static TypeFacts,
 }
 
 impl Resolver<'_> {
+    /// The value for the config object's secret `field`.
     fn value(
         &self,
         reference: &SecretKeyRef,
-        field: &'static str,
-        min: usize,
-        max: usize,
+        field: &SecretField,
     ) -> Result<SecretString, SpecError> {
+        self.checked(reference, field, || self.facts.secret_path(field))
+    }
+
+    fn optional(
+        &self,
+        reference: Option<&SecretKeyRef>,
+        field: &SecretField,
+    ) -> Result<Option<SecretString>, SpecError> {
+        reference.map(|r| self.value(r, field)).transpose()
+    }
+
+    /// The value, if its length is within `field`'s limits; `path` names the field in errors.
+    fn checked(
+        &self,
+        reference: &SecretKeyRef,
+        field: &SecretField,
+        path: impl FnOnce() -> String,
+    ) -> Result<SecretString, SpecError> {
+        let (min, max) = (field.min_chars, field.max_chars);
         let value = self
             .secrets
             .get(reference)
@@ -302,24 +312,12 @@ impl Resolver<'_> {
             return Err(SpecError::SecretValueLength {
                 secret: reference.name.clone(),
                 key: reference.key.clone(),
-                field,
+                field: path(),
                 min,
                 max,
             });
         }
         Ok(value.clone())
-    }
-
-    fn optional(
-        &self,
-        reference: Option<&SecretKeyRef>,
-        field: &'static str,
-        min: usize,
-        max: usize,
-    ) -> Result<Option<SecretString>, SpecError> {
-        reference
-            .map(|r| self.value(r, field, min, max))
-            .transpose()
     }
 }
 
@@ -342,19 +340,9 @@ fn mqtt(spec: &MqttSpec, resolve: &Resolver<'_>) -> Result<IntegrationConfig, Sp
         },
         client_id: spec.client_id.clone(),
         username: spec.username.clone(),
-        password: resolve.optional(
-            spec.password_secret_ref.as_ref(),
-            "mqttConfig.password",
-            1,
-            1024,
-        )?,
+        password: resolve.optional(spec.password_secret_ref.as_ref(), &PASSWORD)?,
         clean: spec.clean,
-        private_key: resolve.optional(
-            spec.private_key_secret_ref.as_ref(),
-            "mqttConfig.privateKey",
-            4,
-            32767,
-        )?,
+        private_key: resolve.optional(spec.private_key_secret_ref.as_ref(), &PRIVATE_KEY)?,
         certificate: spec.certificate.clone(),
         ca_certificate: spec.ca_certificate.clone(),
         disable_ssl_verification: spec.disable_ssl_verification,
@@ -371,12 +359,7 @@ fn google_pub_sub(
 ) -> Result<IntegrationConfig, SpecError> {
     Ok(IntegrationConfig::GooglePubSub(GooglePubSubConfig {
         project_id: spec.project_id.clone(),
-        key_json: resolve.optional(
-            spec.key_json_secret_ref.as_ref(),
-            "googlePubSubConfig.keyJson",
-            4,
-            32767,
-        )?,
+        key_json: resolve.optional(spec.key_json_secret_ref.as_ref(), &KEY_JSON)?,
     }))
 }
 
@@ -386,12 +369,7 @@ fn azure_event_hub(
 ) -> Result<IntegrationConfig, SpecError> {
     let auth = match (&spec.connection_string_secret_ref, &spec.host_name) {
         (Some(reference), None) => AzureEventHubAuth::ConnectionString {
-            connection_string: resolve.value(
-                reference,
-                "azureEventHubConfig.connectionString",
-                1,
-                1024,
-            )?,
+            connection_string: resolve.value(reference, &CONNECTION_STRING)?,
         },
         (None, Some(host_name)) => AzureEventHubAuth::HostName {
             host_name: host_name.clone(),
@@ -412,12 +390,7 @@ fn azure_event_hub(
 
 fn particle(spec: &ParticleSpec, resolve: &Resolver<'_>) -> Result<IntegrationConfig, SpecError> {
     Ok(IntegrationConfig::Particle(ParticleConfig {
-        access_token: resolve.value(
-            &spec.access_token_secret_ref,
-            "particleConfig.accessToken",
-            1,
-            1024,
-        )?,
+        access_token: resolve.value(&spec.access_token_secret_ref, &ACCESS_TOKEN)?,
         product_slug_or_id: spec.product_slug_or_id.clone(),
         org_slug_or_id: spec.org_slug_or_id.clone(),
         device_name_or_id: spec.device_name_or_id.clone(),
@@ -430,9 +403,7 @@ fn sqs(spec: &SqsSpec, resolve: &Resolver<'_>) -> Result<IntegrationConfig, Spec
         access_key_id: spec.access_key_id.clone(),
         secret_access_key: resolve.optional(
             spec.secret_access_key_secret_ref.as_ref(),
-            "sqsConfig.secretAccessKey",
-            1,
-            1024,
+            &SECRET_ACCESS_KEY,
         )?,
         region: spec.region.clone(),
     }))
@@ -443,9 +414,9 @@ fn websocket(spec: &WebsocketSpec, resolve: &Resolver<'_>) -> Result<Integration
     for header in spec.headers.iter().flatten() {
         let value = match (&header.header_value, &header.header_value_secret_ref) {
             (Some(inline), None) => SecretString::new(inline.clone()),
-            (None, Some(reference)) => {
-                resolve.value(reference, "websocketConfig.headers.headerValue", 1, 1024)?
-            }
+            (None, Some(reference)) => resolve.checked(reference, &HEADER_VALUE.field, || {
+                resolve.facts.list_item_secret_path(&HEADER_VALUE, None)
+            })?,
             _ => {
                 return Err(SpecError::Invalid {
                     field: "websocketConfig.headers",
@@ -462,18 +433,8 @@ fn websocket(spec: &WebsocketSpec, resolve: &Resolver<'_>) -> Result<Integration
         url: spec.url.clone(),
         disable_ssl_verification: spec.disable_ssl_verification,
         username: spec.username.clone(),
-        password: resolve.optional(
-            spec.password_secret_ref.as_ref(),
-            "websocketConfig.password",
-            1,
-            1024,
-        )?,
-        private_key: resolve.optional(
-            spec.private_key_secret_ref.as_ref(),
-            "websocketConfig.privateKey",
-            4,
-            32767,
-        )?,
+        password: resolve.optional(spec.password_secret_ref.as_ref(), &PASSWORD)?,
+        private_key: resolve.optional(spec.private_key_secret_ref.as_ref(), &PRIVATE_KEY)?,
         certificate: spec.certificate.clone(),
         ca_certificate: spec.ca_certificate.clone(),
         headers: spec.headers.as_ref().map(|_| headers),

@@ -3,10 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::emulator::list::glob_match;
+pub use crate::losant::type_facts::PARTICLE_ENDPOINT;
 
-/// The endpoint of every Particle integration: they all talk to Particle's cloud.
-pub const PARTICLE_ENDPOINT: &str = "api.particle.io";
+use crate::emulator::list::glob_match;
+use crate::losant::{Endpoint, IntegrationType, TypeFacts};
 
 /// `--connect-failure PATTERN=ERROR`: integrations whose endpoint matches `pattern` (anchored,
 /// case-insensitive, `*` any run of characters) never connect; each attempt fails with `error`.
@@ -56,23 +56,13 @@ impl<'a> Facts<'a> {
     }
 }
 
-/// What an integration connects to, per type: MQTT `mqttConfig.host`, WebSocket
-/// `websocketConfig.url`, SQS `sqsConfig.queueUrl`, Google Pub/Sub `googlePubSubConfig.projectId`,
-/// Azure Event Hub `azureEventHubConfig.hubName`, Particle always [`PARTICLE_ENDPOINT`]. Empty
-/// when the field is absent.
+/// What an integration connects to, per its type's facts (e.g. MQTT `mqttConfig.host`, Particle
+/// always [`PARTICLE_ENDPOINT`]). Empty when the field is absent or the type unknown.
 pub fn endpoint(doc: &Map<String, Value>) -> &str {
-    let kind = doc
-        .get("integrationType")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let field = match kind {
-        "mqtt" => "host",
-        "websocket" => "url",
-        "sqs" => "queueUrl",
-        "googlePubSub" => "projectId",
-        "azureEventHub" => "hubName",
-        "particle" => return PARTICLE_ENDPOINT,
-        _ => return "",
+    let field = match type_facts(doc).map(|facts| facts.endpoint) {
+        Some(Endpoint::ConfigField(field)) => field,
+        Some(Endpoint::Fixed(host)) => return host,
+        None => return "",
     };
     own_config(doc)
         .and_then(|config| config.get(field))
@@ -80,11 +70,15 @@ pub fn endpoint(doc: &Map<String, Value>) -> &str {
         .unwrap_or_default()
 }
 
+fn type_facts(doc: &Map<String, Value>) -> Option<&'static TypeFacts> {
+    let kind = doc.get("integrationType").and_then(Value::as_str)?;
+    IntegrationType::from(kind).facts()
+}
+
 /// The config object of the integration's own type (`mqtt` → `mqttConfig`, …); Losant ignores
 /// the others.
 fn own_config(doc: &Map<String, Value>) -> Option<&Value> {
-    let kind = doc.get("integrationType").and_then(Value::as_str)?;
-    doc.get(&format!("{kind}Config"))
+    doc.get(type_facts(doc)?.config_field)
 }
 
 /// True when going from `before` to `after` makes the integration connect anew: it was enabled
