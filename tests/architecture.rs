@@ -317,3 +317,97 @@ fn the_scan_sees_code_and_skips_comments_and_literals() {
         .collect();
     assert_eq!(refused, ["crate::controller::Context"]);
 }
+
+/// No file under `src/` is longer than this many lines: a longer one holds more than one concern.
+const MAX_FILE_LINES: usize = 500;
+/// No function under `src/` (tests included) is longer than this many lines, from `fn` to its
+/// closing brace.
+const MAX_FUNCTION_LINES: usize = 80;
+
+#[test]
+fn files_and_functions_stay_small() {
+    let mut too_long = Vec::new();
+    for file in rust_files(Path::new("src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines = text.lines().count();
+        if lines > MAX_FILE_LINES {
+            too_long.push(format!("{}: {lines} lines", file.display()));
+        }
+        for (line, name, length) in functions(&code_only(&text)) {
+            if length > MAX_FUNCTION_LINES {
+                too_long.push(format!(
+                    "{}:{line} fn {name}: {length} lines",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "over {MAX_FILE_LINES} lines per file or {MAX_FUNCTION_LINES} per function:\n{}",
+        too_long.join("\n")
+    );
+}
+
+/// Every function with a body in `code` (comments and literals blanked): the line it starts
+/// on, its name, and how many lines it spans.
+fn functions(code: &str) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let Some(name) = function_name(line) else {
+            continue;
+        };
+        let mut depth = 0usize;
+        let mut opened = false;
+        for (offset, text) in lines[start..].iter().enumerate() {
+            for c in text.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth = depth.saturating_sub(1),
+                    // A declaration without a body (a trait method).
+                    ';' if !opened => break,
+                    _ => {}
+                }
+            }
+            if !opened && text.contains(';') {
+                break;
+            }
+            if opened && depth == 0 {
+                found.push((start + 1, name.clone(), offset + 1));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// The name of the function whose signature starts on `line`, if one does.
+fn function_name(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "fn")?;
+    let qualifiers = ["pub", "const", "async", "unsafe", "extern"];
+    let before_ok = words[..at]
+        .iter()
+        .all(|w| qualifiers.contains(w) || w.starts_with("pub("));
+    let name: String = words
+        .get(at + 1)?
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (before_ok && !name.is_empty()).then_some(name)
+}
+
+#[test]
+fn the_size_scan_measures_bodies_and_skips_declarations() {
+    let code = "trait T {\n    fn declared(&self);\n}\n\npub(crate) async fn two() {\n    {\n    }\n}\nfn one() {}\n";
+    assert_eq!(
+        functions(code),
+        [(5, "two".to_owned(), 4), (9, "one".to_owned(), 1)]
+    );
+    assert_eq!(function_name("    let f = |x| x;"), None);
+    assert_eq!(function_name("impl Fn() for X {"), None);
+}
