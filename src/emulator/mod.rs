@@ -148,8 +148,9 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = routes(shared.clone(), config.latency);
+    // Stop on the signal, or when the sender is dropped with the handle.
     let stopped = async move {
-        let _ = stopped.await;
+        stopped.await.ok();
     };
     let https = tls.is_some();
     let task = match tls {
@@ -231,7 +232,8 @@ impl RunningEmulator {
     /// Stops accepting connections, lets open ones finish (up to a grace period) and waits.
     pub async fn shutdown(mut self) -> Result<(), EmulatorError> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            // The server may have stopped on its own already: nothing left to tell.
+            stop.send(()).ok();
         }
         let Some(mut task) = self.task.take() else {
             return Ok(());
@@ -250,7 +252,8 @@ impl RunningEmulator {
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            // The server may have stopped on its own already: nothing left to tell.
+            stop.send(()).ok();
         }
     }
 }

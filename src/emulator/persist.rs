@@ -119,13 +119,18 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         rand::random::<u64>()
     ));
     let result = write_new(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if result.is_err()
+        && let Err(error) = fs::remove_file(&tmp)
+    {
+        // The write's own error is what matters; a stray temp file is only noted.
+        tracing::debug!(path = %tmp.display(), %error, "could not remove a temporary state file");
     }
     result?;
     // Persist the rename itself; not every platform lets a directory be opened, so best effort.
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
+    if let Ok(d) = fs::File::open(&dir)
+        && let Err(error) = d.sync_all()
+    {
+        tracing::debug!(%error, "could not sync the state directory");
     }
     Ok(())
 }
@@ -168,7 +173,8 @@ mod tests {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
+            // A test's scratch directory; nothing to do if it is already gone.
+            fs::remove_dir_all(&self.0).ok();
         }
     }
 

@@ -152,11 +152,13 @@ async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, ready: Ready) {
 }
 
 async fn handshake(acceptor: TlsAcceptor, stream: TcpStream, peer: SocketAddr, ready: Ready) {
-    let _ = stream.set_nodelay(true);
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not disable Nagle's algorithm");
+    }
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             // Fails only when the server is shutting down; the connection is then dropped.
-            let _ = ready.send((tls, peer)).await;
+            ready.send((tls, peer)).await.ok();
         }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -213,6 +215,6 @@ mod tests {
         let err = server_config(&files(&dir, "not pem", "not pem either")).unwrap_err();
         assert!(matches!(err, EmulatorError::Tls(_)), "{err}");
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -188,7 +188,7 @@ mod tests {
     async fn retry_after_is_honoured() {
         let calls = AtomicU32::new(0);
         let started = Instant::now();
-        let _ = run(&RetryPolicy::default(), true, |_| {
+        let result: Result<(), _> = run(&RetryPolicy::default(), true, |_| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n == 0 {
@@ -199,6 +199,8 @@ mod tests {
             }
         })
         .await;
+        assert!(result.is_ok(), "the second attempt succeeds");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 

@@ -148,7 +148,9 @@ impl ClientBuilder {
         };
         // reqwest is built without a default crypto provider and panics without one; install ring
         // unless the process already chose a provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        rustls::crypto::ring::default_provider()
+            .install_default()
+            .ok();
         let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)

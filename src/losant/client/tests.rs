@@ -6,7 +6,10 @@ use super::transport::api_error;
 use super::*;
 
 fn client(url: &str) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Another test may have installed it already.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     ClientBuilder::new("token-value".into())
         .api_url(url)
         .build()
@@ -33,7 +36,10 @@ fn urls_keep_a_base_path_and_encode_everything() {
 
 #[test]
 fn bad_configuration_is_refused() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Another test may have installed it already.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     for url in [
         "ftp://x",
         "not a url",
