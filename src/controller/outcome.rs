@@ -95,7 +95,8 @@ impl Failure {
             Some(401) => Reason::Unauthorized,
             Some(403) => Reason::Forbidden,
             Some(404) => Reason::NotFound,
-            Some(400) => Reason::LosantRejected,
+            // A redirect is never followed: what answers at the API URL refused to serve it.
+            Some(400 | 300..=399) => Reason::LosantRejected,
             Some(_) => Reason::LosantError,
             None => Reason::LosantClientError,
         };
@@ -255,6 +256,18 @@ mod tests {
         assert_eq!(reason(LosantCall::Patch, 400), Reason::LosantRejected);
         assert_eq!(reason(LosantCall::Patch, 409), Reason::LosantError);
         assert_eq!(reason(LosantCall::List, 503), Reason::LosantUnavailable);
+        let redirect = losant::Error::Redirect {
+            status: 302,
+            target: "another host (example.com)".into(),
+        };
+        let failure = Failure::losant(LosantCall::List, &redirect);
+        assert_eq!(failure.reason(), Reason::LosantRejected);
+        let unreadable = losant::Error::Decode {
+            status: 200,
+            reason: "x".into(),
+        };
+        let failure = Failure::losant(LosantCall::List, &unreadable);
+        assert_eq!(failure.reason(), Reason::LosantUnavailable);
         let bad_id = losant::Error::InvalidArgument { reason: "x".into() };
         let failure = Failure::losant(LosantCall::Get, &bad_id);
         assert_eq!(failure.reason(), Reason::LosantClientError);

@@ -25,6 +25,7 @@ use serde::Serialize;
 use url::Url;
 
 pub use builder::ClientBuilder;
+pub use listing::{MAX_LIST_PAGES, MAX_LISTED_INTEGRATIONS};
 
 use super::encode;
 use super::error::Error;

@@ -65,6 +65,29 @@ pub enum Error {
     /// A list did not hold still long enough to be read completely.
     #[error("the integration list kept changing while it was read; try again")]
     UnstableList,
+    /// A list that would not end: more pages or integrations than any application holds (a
+    /// server whose `totalCount` lies, or that pages without end).
+    #[error(
+        "the integration list did not end after {pages} page(s) and {items} item(s) (the server claims {claimed}): more than any application holds"
+    )]
+    EndlessList {
+        /// Pages read.
+        pages: u64,
+        /// Items read.
+        items: u64,
+        /// The `totalCount` the server claimed.
+        claimed: u64,
+    },
+    /// A redirect, which is never followed: the token must not go anywhere but the API URL.
+    #[error(
+        "losant answered {status} with a redirect to {target}, which is never followed; check the API URL"
+    )]
+    Redirect {
+        /// HTTP status code (3xx).
+        status: u16,
+        /// `the same host`, or `another host (HOST)`, or `nowhere` without a usable `Location`.
+        target: String,
+    },
     /// An argument can never make a valid request (e.g. an id that is not 24 hex characters).
     #[error("invalid argument: {reason}")]
     InvalidArgument {
@@ -86,12 +109,16 @@ impl Error {
             Error::Api { status, .. } if *status == 408 || *status == 429 || *status >= 500 => {
                 ErrorClass::Transient
             }
+            // A broken answer (unreadable, oversized, endless) is a broken server or proxy in
+            // between, which may recover: retried, with backoff.
             Error::Timeout { .. }
             | Error::Connect { .. }
             | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::EndlessList { .. }
             | Error::UnstableList => ErrorClass::Transient,
             Error::Api { .. }
-            | Error::Decode { .. }
+            | Error::Redirect { .. }
             | Error::InvalidArgument { .. }
             | Error::Config { .. } => ErrorClass::Permanent,
         }
@@ -105,7 +132,9 @@ impl Error {
     /// The HTTP status Losant answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Api { status, .. } | Error::Decode { status, .. } => Some(*status),
+            Error::Api { status, .. }
+            | Error::Decode { status, .. }
+            | Error::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -145,12 +174,25 @@ impl Error {
 }
 
 /// Replaces every occurrence of each secret in `text` and truncates it to [`MAX_MESSAGE_CHARS`].
+/// Markup (a proxy's HTML page passed off as a message) is not quoted at all, and control
+/// characters and runs of whitespace become one space, so a message stays one short line.
 pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut scrubbed = text.to_owned();
+    if looks_like_markup(text) {
+        return "(an HTML page, not quoted)".to_owned();
+    }
+    let mut scrubbed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    scrubbed.retain(|c| !c.is_control());
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         scrubbed = scrubbed.replace(secret, "<redacted>");
     }
     truncate_chars(&scrubbed, MAX_MESSAGE_CHARS)
+}
+
+/// Whether `text` holds an HTML or XML tag (`<x`, `</x` or `<!`).
+fn looks_like_markup(text: &str) -> bool {
+    text.as_bytes().windows(2).any(|pair| {
+        pair[0] == b'<' && (pair[1].is_ascii_alphabetic() || pair[1] == b'/' || pair[1] == b'!')
+    })
 }
 
 /// Cuts `text` to at most `max` characters, marking the cut.
@@ -216,6 +258,14 @@ mod tests {
         assert!(!scrubbed.contains("hunter2"));
         assert!(scrubbed.starts_with("bad password <redacted> for"));
         assert_eq!(scrubbed.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn markup_is_never_quoted_and_a_message_stays_one_line() {
+        let page = "<!DOCTYPE html><html><body>Bearer hunter2</body></html>";
+        assert_eq!(scrub(page, &["hunter2"]), "(an HTML page, not quoted)");
+        assert_eq!(scrub("a\n\tb  c\u{7}", &[]), "a b c");
+        assert_eq!(scrub("port < 65536", &[]), "port < 65536");
     }
 
     #[test]

@@ -20,7 +20,8 @@ mod status;
 pub mod type_facts;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_PER_PAGE,
+    Client, ClientBuilder, DEFAULT_ACCEPT_VERSION, DEFAULT_API_URL, Listing, MAX_LIST_PAGES,
+    MAX_LISTED_INTEGRATIONS, MAX_PER_PAGE,
 };
 pub use config::{
     AzureEventHubAuth, AzureEventHubConfig, GooglePubSubConfig, IntegrationConfig, MqttConfig,

@@ -27,6 +27,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod emulator;
 pub mod helm;
+pub mod hostile;
 pub mod kubectl;
 pub mod logs;
 pub mod manifests;
@@ -42,6 +43,7 @@ pub use cluster::{
     CRD_NAMES, api_server_url, apply_crds, cluster_ready, e2e_enabled, install_crds,
 };
 pub use emulator::{EMULATOR_TOKEN, EmulatorBuilder, EmulatorProcess};
+pub use hostile::{HostileServer, Misbehaviour};
 pub use kubectl::{
     apply_secret, create_secret, get_object, kubectl, kubectl_apply_yaml, kubectl_apply_yaml_with,
     kubectl_dry_run_yaml, kubectl_json, kubectl_ok, kubectl_with_stdin,

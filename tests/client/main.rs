@@ -5,4 +5,5 @@ mod common;
 mod connection;
 mod contract;
 mod faults;
+mod hostile;
 mod secrets;

@@ -8,6 +8,13 @@ use crate::losant::model::{Integration, IntegrationPage, ListQuery};
 
 /// How often a list that changes while it is paged is read again before giving up.
 const LIST_RESTARTS: u32 = 3;
+/// The most integrations one application is taken to hold: far more than any real one (each is
+/// a live connection Losant keeps open). A list claiming or yielding more is a broken or lying
+/// server, and reading on would only spend memory and requests.
+pub const MAX_LISTED_INTEGRATIONS: u64 = 50_000;
+/// The most pages one list reads: [`MAX_LISTED_INTEGRATIONS`] at pages of 50, the smallest a
+/// server is taken to clamp to, so a server whose pages hold one item each is stopped too.
+pub const MAX_LIST_PAGES: u64 = MAX_LISTED_INTEGRATIONS / 50;
 
 impl Client {
     /// Every integration named exactly `name` (byte-equal), across all pages.
@@ -81,7 +88,8 @@ impl Client {
     /// Reads every page of `query`, driven by the server's own `count`, `perPage` and
     /// `totalCount` (it may clamp the page size). Pages are sorted by id so items created meanwhile
     /// land at the end; if the total changes mid-way an item may have shifted between pages, so
-    /// the read starts over.
+    /// the read starts over. A total above [`MAX_LISTED_INTEGRATIONS`], or more pages than
+    /// [`MAX_LIST_PAGES`], is [`Error::EndlessList`].
     async fn all_pages(
         &self,
         application_id: &str,
@@ -103,6 +111,17 @@ impl Client {
                     continue 'restart;
                 }
                 seen += page.count;
+                let read = pages.len() as u64 + 1;
+                if page.total_count > MAX_LISTED_INTEGRATIONS
+                    || seen > MAX_LISTED_INTEGRATIONS
+                    || (read >= MAX_LIST_PAGES && seen < page.total_count)
+                {
+                    return Err(Error::EndlessList {
+                        pages: read,
+                        items: seen,
+                        claimed: page.total_count,
+                    });
+                }
                 let last =
                     page.count == 0 || page.count < page.per_page || seen >= page.total_count;
                 pages.push(page);

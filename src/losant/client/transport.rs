@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
 use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -94,6 +94,9 @@ impl Client {
             let body = read_capped(response, MAX_BODY_BYTES).await?;
             return Ok((status, body));
         }
+        if status.is_redirection() {
+            return Err(redirect_error(status, &response, url, &self.secrets(call)));
+        }
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -104,9 +107,15 @@ impl Client {
         let body = read_capped(response, MAX_ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
+        let secrets = self.secrets(call);
+        Err(api_error(status, &body, retry_after, &secrets))
+    }
+
+    /// Every secret `call` carries, the token included, for scrubbing.
+    fn secrets<'a>(&'a self, call: &Call<'a>) -> Vec<&'a str> {
         let mut secrets = call.secrets.clone();
         secrets.push(self.inner.token.expose());
-        Err(api_error(status, &body, retry_after, &secrets))
+        secrets
     }
 
     pub(super) fn url(&self, call: &Call<'_>) -> Url {
@@ -135,20 +144,59 @@ fn transport_error(source: reqwest::Error) -> Error {
     }
 }
 
-/// Reads at most `limit` bytes of a body; a longer body is an error, not a truncation.
+/// Reads at most `limit` bytes of a body; a longer body is an error, not a truncation. A body
+/// announced as longer is not read at all.
 async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<bytes::Bytes, Error> {
     let status = response.status().as_u16();
+    let too_large = || Error::Decode {
+        status,
+        reason: format!("the body is larger than {limit} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
         if body.len() + chunk.len() > limit {
-            return Err(Error::Decode {
-                status,
-                reason: format!("the body is larger than {limit} bytes"),
-            });
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Builds the error for a 3xx: where it pointed (this host or another, never the whole
+/// `Location`, which may carry anything), without following it.
+fn redirect_error(
+    status: StatusCode,
+    response: &reqwest::Response,
+    url: &Url,
+    secrets: &[&str],
+) -> Error {
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| url.join(value).ok());
+    let target = match location {
+        None => "nowhere usable".to_owned(),
+        Some(to) if to.origin() == url.origin() => "the same host".to_owned(),
+        Some(to) => {
+            let host = to.host_str().unwrap_or("?");
+            let host = scrub(host, secrets).chars().take(64).collect::<String>();
+            match to.port() {
+                Some(port) => format!("another host ({host}:{port})"),
+                None => format!("another host ({host})"),
+            }
+        }
+    };
+    Error::Redirect {
+        status: status.as_u16(),
+        target,
+    }
 }
 
 /// Builds the error for a non-success answer from Losant's `{type, message}`; any other body is
