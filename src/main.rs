@@ -82,6 +82,10 @@ struct RunArgs {
     /// Requests that may burst above the rate after a quiet period.
     #[arg(long, default_value_t = 20)]
     losant_burst: u32,
+    /// How long one Losant request may take, answer included: a server that answers slowly or
+    /// drips its answer is given up on after this (and retried with backoff).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    losant_request_timeout: Duration,
     /// Requests in flight to each Losant API URL and token.
     #[arg(long, default_value_t = 8)]
     losant_max_concurrent: usize,
@@ -206,6 +210,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         create_grace_period: args.create_grace_period,
         concurrency: args.concurrency,
         losant_limits: limits,
+        losant_request_timeout: args.losant_request_timeout,
         sync_strategy: args.sync_strategy,
         api_hosts: ApiHostPolicy {
             allowed: args.allowed_api_hosts.clone(),

@@ -10,6 +10,7 @@
 //!   of verification.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -98,6 +99,8 @@ pub struct LosantClients {
     policy: ApiHostPolicy,
     registry: LimiterRegistry,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// How long one request may take, answer included (a dripping answer ends here).
+    request_timeout: Option<Duration>,
     clients: Bounded<ClientKey, losant::Client>,
 }
 
@@ -109,8 +112,16 @@ impl LosantClients {
             policy,
             registry: LimiterRegistry::new(),
             observer: None,
+            request_timeout: None,
             clients: Bounded::new(CLIENT_CAPACITY),
         }
+    }
+
+    /// Clients built from now on give up on a request after `timeout` (the client's default
+    /// otherwise).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
     }
 
     /// Reports every request of every client built from now on to `observer` (metrics).
@@ -158,6 +169,9 @@ impl LosantClients {
         }
         if let Some(observer) = &self.observer {
             builder = builder.observer(Arc::clone(observer));
+        }
+        if let Some(timeout) = self.request_timeout {
+            builder = builder.request_timeout(timeout);
         }
         let client = builder.build().map_err(|e| match e {
             losant::Error::Config { reason } => {

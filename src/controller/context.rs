@@ -53,6 +53,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Limits for requests to each Losant API URL and token.
     pub losant_limits: RateLimits,
+    /// How long one Losant request may take, answer included.
+    pub losant_request_timeout: Duration,
     /// Which API hosts `LosantApplication`s may point at.
     pub api_hosts: ApiHostPolicy,
     /// How the periodic comparison with Losant is paid for.
@@ -70,6 +72,7 @@ impl Default for Settings {
             create_grace_period: Duration::from_secs(30),
             concurrency: 16,
             losant_limits: RateLimits::default(),
+            losant_request_timeout: Duration::from_secs(30),
             api_hosts: ApiHostPolicy::default(),
             sync_strategy: SyncStrategy::default(),
         }
@@ -124,7 +127,8 @@ impl Context {
         };
         Self {
             losant: LosantClients::new(settings.losant_limits, settings.api_hosts.clone())
-                .with_observer(metrics.losant_observer()),
+                .with_observer(metrics.losant_observer())
+                .with_request_timeout(settings.losant_request_timeout),
             kube,
             caches,
             snapshots: Snapshots::new(clock.clone()),

@@ -8,6 +8,7 @@ mod crds;
 mod deletion;
 mod faults;
 mod hostile;
+mod hostile_losant;
 mod leaks;
 mod modes;
 mod operator;
