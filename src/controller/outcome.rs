@@ -96,7 +96,7 @@ impl Failure {
             Some(403) => Reason::Forbidden,
             Some(404) => Reason::NotFound,
             // A redirect is never followed: what answers at the API URL refused to serve it.
-            Some(400 | 300..=399) => Reason::LosantRejected,
+            Some(300..=400) => Reason::LosantRejected,
             Some(_) => Reason::LosantError,
             None => Reason::LosantClientError,
         };

@@ -72,7 +72,7 @@ reasons! {
     Forbidden => "Forbidden",
     /// Losant answered 404.
     NotFound => "NotFound",
-    /// Losant answered 400.
+    /// Losant answered 400, or a redirect (never followed).
     LosantRejected => "LosantRejected",
     /// Losant answered with another error status.
     LosantError => "LosantError",
