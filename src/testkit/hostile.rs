@@ -106,7 +106,10 @@ impl HostileServer {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("a loopback port for the hostile server");
-                let _ = bound.send(listener.local_addr().expect("a bound address"));
+                // The starting thread waits for this; if it is gone there is no one to tell.
+                bound
+                    .send(listener.local_addr().expect("a bound address"))
+                    .ok();
                 let app = Router::new()
                     .route("/applications/{application}/integrations", any(answer))
                     .route("/applications/{application}/integrations/{id}", any(answer))
@@ -159,7 +162,8 @@ impl HostileServer {
 impl Drop for HostileServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            // Already stopped if the server thread ended on its own.
+            stop.send(()).ok();
         }
     }
 }
