@@ -45,6 +45,24 @@ impl Error {
         }
     }
 
+    /// Whether this says the reconciled object itself is gone: a write to it answered 404 naming
+    /// it (`plural`, `name`), as when it was deleted while the reconcile ran or while a stale
+    /// cache still held it (a watch cut off). Nothing is left to retry then.
+    pub fn is_gone(&self, plural: &str, name: &str) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(kube::Error::Api(status)) = error.downcast_ref::<kube::Error>() {
+                return status.code == 404
+                    && status
+                        .details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == plural && d.name == name);
+            }
+            cause = error.source();
+        }
+        false
+    }
+
     /// Builds a [`Error::Kube`] for `action`.
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { action, source }
@@ -59,5 +77,42 @@ impl Error {
             Error::DeletionBlocked { .. } => "DeletionBlocked",
             Error::InvalidPatch => "InvalidPatch",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn not_found(kind: &str, name: &str) -> kube::Error {
+        let status = serde_json::json!({
+            "status": "Failure", "code": 404, "reason": "NotFound",
+            "details": {"name": name, "kind": kind}
+        });
+        kube::Error::Api(Box::new(serde_json::from_value(status).expect("a Status")))
+    }
+
+    #[test]
+    fn only_a_404_naming_the_object_itself_says_it_is_gone() {
+        let status_write = Error::kube("write status")(not_found("integrations", "broker"));
+        assert!(status_write.is_gone("integrations", "broker"));
+        assert!(!status_write.is_gone("integrations", "other"));
+        let finalizer = Error::Finalizer(Box::new(
+            kube::runtime::finalizer::Error::RemoveFinalizer(not_found("integrations", "broker")),
+        ));
+        assert!(finalizer.is_gone("integrations", "broker"));
+        let application =
+            Error::kube("read the LosantApplication")(not_found("losantapplications", "broker"));
+        assert!(
+            !application.is_gone("integrations", "broker"),
+            "another object"
+        );
+        let unavailable = Error::kube("write status")(kube::Error::Api(
+            Status::failure("unavailable", "ServiceUnavailable")
+                .with_code(503)
+                .boxed(),
+        ));
+        assert!(!unavailable.is_gone("integrations", "broker"));
     }
 }

@@ -35,6 +35,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
@@ -288,12 +289,15 @@ fn applications_controller(
         ready_reason(app, app.status.as_ref().map(|s| s.conditions.as_slice()))
     });
     let store = controller.store();
+    let scope = namespace.unwrap_or("all namespaces");
+    let secrets = crate::ops::watch(
+        format!("Secret metadata (for LosantApplications) in {scope}"),
+        secret_metadata(kube, namespace),
+    );
     controller
-        .watches(
-            secret_metadata(kube, namespace),
-            crate::ops::watch_config(),
-            move |secret| applications_using(&store, &secret),
-        )
+        .watches_stream(secrets.touched_objects(), move |secret| {
+            applications_using(&store, &secret)
+        })
         // An application's first Integration, or its last going, changes whether it is in use;
         // the Integration controller's cache says when (instead of a second Integration watch).
         .reconcile_on(unbounded_stream_from(woken.one))
@@ -343,7 +347,8 @@ fn ready_reason<K: kube::Resource>(
     conditions::ready_condition(list?).map(|c| c.reason.to_string())
 }
 
-/// Kubernetes API failures (and blocked deletions) back off per object.
+/// Kubernetes API failures (and blocked deletions) back off per object; an object that is gone
+/// (deleted while a stale cache still held it, as after a watch was cut off) is not retried.
 fn error_policy<K>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: kube::Resource<DynamicType = ()>,
@@ -353,6 +358,11 @@ where
         obj.namespace().as_deref(),
         &obj.name_any(),
     );
+    if error.is_gone(&K::plural(&()), &obj.name_any()) {
+        tracing::debug!(object = %obj.name_any(), namespace = ?obj.namespace(), "the object is gone; nothing left to retry");
+        ctx.reset_backoff(&key);
+        return Action::await_change();
+    }
     let wait = error
         .requested_retry()
         .unwrap_or_else(|| ctx.backoff(&key, None));

@@ -289,8 +289,8 @@ impl Operations {
         impl futures::Stream<Item = watcher::Result<K>> + Send + 'static,
     ) {
         let (store, writer) = reflector::store();
-        let synced = self.readiness.cache(label);
-        let stream = reflector::reflector(writer, watch(api))
+        let synced = self.readiness.cache(label.clone());
+        let stream = reflector::reflector(writer, watch(label, api))
             .inspect_ok(move |event| {
                 tap(event);
                 if matches!(event, watcher::Event::InitDone) {
