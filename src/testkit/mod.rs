@@ -25,6 +25,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod control_plane;
 pub mod emulator;
 pub mod helm;
 pub mod hostile;
@@ -41,6 +42,9 @@ pub use crate::{require_cluster, require_helm, require_nodes};
 pub use binaries::{emulator_binary, operator_binary, profile_dir};
 pub use cluster::{
     CRD_NAMES, api_server_url, apply_crds, cluster_ready, e2e_enabled, install_crds,
+};
+pub use control_plane::{
+    Component, ControlPlane, Outage, UncachedApiServer, control_plane_for_restarts,
 };
 pub use emulator::{EMULATOR_TOKEN, EmulatorBuilder, EmulatorProcess};
 pub use hostile::{HostileServer, Misbehaviour};

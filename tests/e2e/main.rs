@@ -13,6 +13,7 @@ mod leaks;
 mod modes;
 mod operator;
 mod ops;
+mod restarts;
 mod safety;
 mod survive;
 mod tenancy;

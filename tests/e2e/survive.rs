@@ -132,7 +132,7 @@ fn exclusive_one_undecodable_object_never_stops_the_others() {
 }
 
 /// The operator's `/metrics`, at the address its log names.
-fn operator_metrics(log: &str) -> String {
+pub(crate) fn operator_metrics(log: &str) -> String {
     let addr = log
         .lines()
         .find_map(|line| {
