@@ -51,6 +51,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
         args.size, result.objects_created_seconds, args.strategy
     );
     if args.create_only {
+        // The emulator stops as it is dropped.
         return Ok(result);
     }
 
