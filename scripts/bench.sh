@@ -35,9 +35,10 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ $smoke == 1 ]]; then
-  # Debug binaries (the test run already built them) on the running control plane, in
-  # throwaway namespaces: this proves the benchmark works, it measures nothing.
-  cargo build --locked --bins
+  # Debug binaries (the test run already built them, with the test kit the benchmark needs) on
+  # the running control plane, in throwaway namespaces: this proves the benchmark works, it
+  # measures nothing.
+  cargo build --locked --bins --features testkit
   out=target/bench-smoke
   rm -rf "$out" && mkdir -p "$out"
   files=()
@@ -52,7 +53,10 @@ if [[ $smoke == 1 ]]; then
   exit 0
 fi
 
+# The operator and the emulator as released, without the test kit; then the benchmark, which
+# drives them with it (its own build of the library, so the measured operator stays kit-free).
 cargo build --release --locked --bins
+cargo build --release --locked --features testkit --bin bench
 export LOSANT_CP_DIR=${BENCH_CP_DIR:-/tmp/losant-bench-cp}
 export LOSANT_CP_PORT=${BENCH_CP_PORT:-17843}
 trap 'scripts/control-plane.sh down >/dev/null 2>&1 || true' EXIT

@@ -58,7 +58,13 @@ macro_rules! require_cluster {
 /// # Panics
 /// When it is not (see [`cluster_ready`]).
 pub fn api_server_url() -> String {
-    local_cluster_check().unwrap_or_else(|message| panic!("{message}"))
+    local_api_server_url().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`api_server_url`], with an error instead of a panic (for programs that are not tests:
+/// the benchmark).
+pub fn local_api_server_url() -> anyhow::Result<String> {
+    local_cluster_check().map_err(anyhow::Error::msg)
 }
 
 /// The API server URL, checked once per process to be on loopback.

@@ -266,6 +266,18 @@ impl EmulatorProcess {
     /// # Panics
     /// When no answer arrives.
     pub fn request(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        self.try_request(method, path, body)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Like [`Self::request`], with an error instead of a panic when no answer arrives (for
+    /// programs that are not tests).
+    pub fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
@@ -284,13 +296,13 @@ impl EmulatorProcess {
             let text = response.text().await?;
             Ok::<_, reqwest::Error>((status, text))
         });
-        let (status, text) = result.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+        let (status, text) = result.with_context(|| format!("{method} {url} failed"))?;
         let value = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        (status, value)
+        Ok((status, value))
     }
 
     /// Kills and reaps the process; it may already be gone, which is all this is for.

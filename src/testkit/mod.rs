@@ -18,7 +18,8 @@
 //! child processes go to files under `target/tmp/e2e-logs/` (see [`logs`]) and are kept after
 //! the run. The helpers meant for tests panic, with the reason, when a step fails: that is how
 //! a test fails. The process builders ([`EmulatorProcess::builder`],
-//! [`OperatorProcess::builder`]) and [`apply_crds`] return errors instead, for other programs.
+//! [`OperatorProcess::builder`]), [`apply_crds`], [`create_namespace`], [`local_api_server_url`]
+//! and [`EmulatorProcess::try_request`] return errors instead, for other programs.
 //!
 //! Environment knobs: `LOSANT_E2E_KEEP=1` keeps test namespaces instead of deleting them;
 //! `LOSANT_OPERATOR_BIN` runs another operator binary (e.g. the release build).
@@ -42,6 +43,7 @@ pub use crate::{require_cluster, require_helm, require_nodes};
 pub use binaries::{emulator_binary, operator_binary, profile_dir};
 pub use cluster::{
     CRD_NAMES, api_server_url, apply_crds, cluster_ready, e2e_enabled, install_crds,
+    local_api_server_url,
 };
 pub use control_plane::{
     Component, ControlPlane, Outage, UncachedApiServer, control_plane_for_restarts,
@@ -56,7 +58,9 @@ pub use manifests::{
     example_manifests, integration_manifest, losant_application_manifest, manifest,
     random_object_id, secret_manifest,
 };
-pub use namespace::{NAMESPACE_LABEL, TestNamespace, register_log};
+pub use namespace::{
+    NAMESPACE_LABEL, TestNamespace, create_namespace, delete_namespace, register_log,
+};
 pub use operator::{OperatorBuilder, OperatorProcess};
 pub use temp_dir::TempDir;
 pub use wait::{find_condition, wait_for, wait_for_condition, wait_until};

@@ -109,18 +109,10 @@ impl TestNamespace {
         let prefix = name_prefix(prefix);
         for _ in 0..3 {
             let name = format!("{prefix}-{:08x}", rand::random::<u32>());
-            let manifest = json!({
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}},
-            });
-            let out = kubectl_with_stdin(&["create", "-f", "-"], &manifest.to_string());
-            if out.status.success() {
-                return TestNamespace { name };
-            }
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if !stderr.contains("AlreadyExists") {
-                panic!("creating namespace {name} failed:\n{stderr}");
+            match create_namespace(&name) {
+                Ok(()) => return TestNamespace { name },
+                Err(e) if format!("{e:#}").contains("AlreadyExists") => {}
+                Err(e) => panic!("{e:#}"),
             }
         }
         panic!("could not find a free namespace name for prefix {prefix}");
@@ -217,8 +209,7 @@ impl TestNamespace {
         eprintln!("{report}");
     }
 
-    /// Stops the namespace's operators, deletes it, and strips the finalizers that would keep
-    /// it Terminating. Failures are ignored: the test is over, and leftovers carry the label.
+    /// Stops the namespace's operators, then deletes it (see [`delete_namespace`]).
     fn clean_up(&self) {
         let ns = self.name.as_str();
         let pids = operator_pids()
@@ -235,29 +226,54 @@ impl TestNamespace {
                 .status()
                 .ok();
         }
-        kubectl(&["delete", "namespace", ns, "--wait=false"]);
-        // Without a running operator, finalizers on our objects would keep the namespace in
-        // Terminating forever; the test is over, so nothing is left for them to guard.
-        let names = kubectl(&[
-            "get",
-            "integrations.losant.io,losantapplications.losant.io,secrets",
+        delete_namespace(ns);
+    }
+}
+
+/// Creates the namespace `name`, labelled [`NAMESPACE_LABEL`] so leftovers can be found. The
+/// error carries kubectl's stderr (`AlreadyExists` when the name is taken).
+pub fn create_namespace(name: &str) -> anyhow::Result<()> {
+    let manifest = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {NAMESPACE_LABEL: "true"}},
+    });
+    let out = kubectl_with_stdin(&["create", "-f", "-"], &manifest.to_string());
+    if !out.status.success() {
+        anyhow::bail!(
+            "creating namespace {name} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the namespace `name` without waiting, and strips the finalizers that would keep it
+/// Terminating; call it once the operators watching it are stopped (a running one would put
+/// its finalizers back). Failures are ignored: what is left over carries [`NAMESPACE_LABEL`].
+pub fn delete_namespace(name: &str) {
+    kubectl(&["delete", "namespace", name, "--wait=false"]);
+    // Without a running operator, finalizers on our objects would keep the namespace in
+    // Terminating forever; whoever deletes it is done with them.
+    let names = kubectl(&[
+        "get",
+        "integrations.losant.io,losantapplications.losant.io,secrets",
+        "-n",
+        name,
+        "-o",
+        "jsonpath={range .items[?(@.metadata.finalizers)]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
+        "--ignore-not-found",
+    ]);
+    for object in String::from_utf8_lossy(&names.stdout).lines() {
+        kubectl(&[
+            "patch",
+            object,
             "-n",
-            ns,
-            "-o",
-            "jsonpath={range .items[?(@.metadata.finalizers)]}{.kind}/{.metadata.name}{\"\\n\"}{end}",
-            "--ignore-not-found",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
         ]);
-        for object in String::from_utf8_lossy(&names.stdout).lines() {
-            kubectl(&[
-                "patch",
-                object,
-                "-n",
-                ns,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-        }
     }
 }
 

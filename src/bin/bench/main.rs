@@ -7,7 +7,9 @@
 //! It is a benchmark, not a test: it reports figures next to their targets and fails only when
 //! the system did not converge or ended up wrong (a missing or duplicated remote).
 //!
-//! This file is the command line only: `run.rs` is one run, `report.rs` the summary.
+//! This file is the command line only: `run.rs` is one run, `report.rs` the summary. Starting
+//! the processes, the CRDs, the namespace and the manifests are the test kit's
+//! (`losant_operator::testkit`, the cargo feature `testkit` this binary requires).
 
 mod figures;
 mod fleet;
@@ -65,9 +67,9 @@ struct RunArgs {
     /// The emulator's added latency per request, in milliseconds.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
-    /// Where losant-operator and losant-emulator are.
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
+    /// Where losant-operator and losant-emulator are (default: beside this program).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
     /// Namespace to create the objects in (must not exist).
     #[arg(long, default_value = "bench")]
     namespace: String,
@@ -80,7 +82,8 @@ struct RunArgs {
     /// Directory for the processes' logs.
     #[arg(long, default_value = "target/bench-logs")]
     log_dir: PathBuf,
-    /// Delete the objects afterwards (the script instead throws the whole control plane away).
+    /// Delete the objects afterwards (the script instead throws the whole control plane away);
+    /// one kubectl call per object, for small runs (the smoke).
     #[arg(long)]
     cleanup: bool,
     /// Only create the objects (for profiling the operator by hand), then stop.

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
+use losant_operator::testkit::EmulatorProcess;
+use reqwest::Method;
 use serde_json::Value;
 
 /// The benchmark's own token, for its checks: another rate bucket, kept out of the figures.
@@ -12,31 +14,29 @@ pub const BENCH_TOKEN: &str = "bench-observer-token";
 /// Losant's largest page, which the operator's client asks for.
 pub const PER_PAGE: usize = 1000;
 
-/// The emulator's and the operator's HTTP endpoints.
-pub struct Observer {
+/// The emulator (through the test kit, with [`BENCH_TOKEN`]) and the operator's metrics
+/// endpoint.
+///
+/// The kit's calls block: the run does one thing at a time, so the worker they hold up has
+/// nothing else to do.
+pub struct Observer<'a> {
+    emulator: &'a EmulatorProcess,
     http: reqwest::Client,
-    emulator: String,
     metrics: String,
 }
 
-impl Observer {
-    pub fn new(emulator_url: &str, metrics_port: u16) -> Observer {
+impl<'a> Observer<'a> {
+    pub fn new(emulator: &'a EmulatorProcess, metrics_port: u16) -> Observer<'a> {
         Observer {
+            emulator,
             http: reqwest::Client::new(),
-            emulator: emulator_url.to_owned(),
             metrics: format!("http://127.0.0.1:{metrics_port}"),
         }
     }
 
     /// Requests by kind, answers 429 and integrations created, from the emulator's stats.
-    pub async fn calls(&self) -> anyhow::Result<Calls> {
-        let stats: Value = self
-            .http
-            .get(format!("{}/_emulator/stats", self.emulator))
-            .send()
-            .await?
-            .json()
-            .await?;
+    pub fn calls(&self) -> anyhow::Result<Calls> {
+        let stats = self.emulator_get("/_emulator/stats")?;
         let mut calls = Calls::default();
         for entry in stats["requests"].as_array().into_iter().flatten() {
             let method = entry["method"].as_str().unwrap_or_default();
@@ -85,47 +85,30 @@ impl Observer {
     }
 
     /// The integration `id` of `app`.
-    pub async fn remote(&self, app: &str, id: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .http
-            .get(self.integration_url(app, id))
-            .bearer_auth(BENCH_TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?)
+    pub fn remote(&self, app: &str, id: &str) -> anyhow::Result<Value> {
+        self.emulator_get(&integration_path(app, id))
     }
 
     /// Changes the integration `id` of `app` in Losant, behind the operator's back.
-    pub async fn patch_remote(&self, app: &str, id: &str, body: &Value) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .patch(self.integration_url(app, id))
-            .bearer_auth(BENCH_TOKEN)
-            .json(body)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("PATCH answered {}", response.status());
+    pub fn patch_remote(&self, app: &str, id: &str, body: &Value) -> anyhow::Result<()> {
+        let path = integration_path(app, id);
+        let (status, answer) = self
+            .emulator
+            .try_request(Method::PATCH, &path, Some(body))?;
+        if !status.is_success() {
+            bail!("PATCH {path} answered {status}: {answer}");
         }
         Ok(())
     }
 
     /// Every remote integration of `app` (all pages).
-    pub async fn remotes(&self, app: &str) -> anyhow::Result<Vec<Value>> {
+    pub fn remotes(&self, app: &str) -> anyhow::Result<Vec<Value>> {
         let mut all = Vec::new();
         for page in 0.. {
-            let body: Value = self
-                .http
-                .get(format!(
-                    "{}/applications/{app}/integrations?perPage={PER_PAGE}&page={page}&sortField=id&_links=false&_embedded=false&_actions=false",
-                    self.emulator
-                ))
-                .bearer_auth(BENCH_TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let path = format!(
+                "/applications/{app}/integrations?perPage={PER_PAGE}&page={page}&sortField=id&_links=false&_embedded=false&_actions=false"
+            );
+            let body = self.emulator_get(&path)?;
             let items = body["items"].as_array().cloned().unwrap_or_default();
             let done = items.len() < PER_PAGE;
             all.extend(items);
@@ -136,9 +119,17 @@ impl Observer {
         Ok(all)
     }
 
-    fn integration_url(&self, app: &str, id: &str) -> String {
-        format!("{}/applications/{app}/integrations/{id}", self.emulator)
+    /// The JSON body of a GET from the emulator, whatever the status: an answer without the
+    /// fields asked for (a 429) reads as nothing there yet, and the callers look again or
+    /// report what is missing.
+    fn emulator_get(&self, path: &str) -> anyhow::Result<Value> {
+        let (_, body) = self.emulator.try_request(Method::GET, path, None)?;
+        Ok(body)
     }
+}
+
+fn integration_path(app: &str, id: &str) -> String {
+    format!("/applications/{app}/integrations/{id}")
 }
 
 /// Losant requests counted by the emulator since it started.

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use kube::Api;
 use losant_operator::crd::Integration;
+use losant_operator::testkit::{
+    OperatorProcess, apply_crds, create_namespace, delete_namespace, local_api_server_url,
+};
 
 use crate::RunArgs;
 use crate::fleet;
 use crate::observe::{self, CpuSince, Observer, PER_PAGE, sample};
-use crate::processes::{self, OperatorStart, Process};
+use crate::processes::{self, OperatorStart};
 use crate::result::RunResult;
 use crate::steady;
 use crate::verify::verify;
@@ -18,10 +21,14 @@ use crate::verify::verify;
 /// How long the restarted operator may take to answer ready, and then to compare every object.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 const COMPARED_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the operator may take to shut down gracefully on SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the benchmark once against the control plane in $KUBECONFIG.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(&args.log_dir)?;
+    // The kit's guard: the run creates (and with --cleanup deletes) a namespace.
+    local_api_server_url()?;
     let kube = kube::Client::try_default()
         .await
         .context("no Kubernetes API server (set KUBECONFIG; scripts/bench.sh starts one)")?;
@@ -29,12 +36,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     let apps = fleet::application_ids(args.applications);
     let mut result = RunResult::of(&args);
 
-    processes::install_crds(&args.bin_dir)?;
-    fleet::create_namespace(&kube, ns).await?;
-    let mut emulator = processes::start_emulator(&args, &apps)?;
+    apply_crds()?;
+    create_namespace(ns).context("the run's namespace must not exist")?;
+    let emulator = processes::start_emulator(&args, &apps)?;
     let metrics_port = processes::free_port()?;
-    let observer = Observer::new(&emulator.url, metrics_port);
-    fleet::create_fixtures(&kube, ns, &apps, &emulator.url).await?;
+    let observer = Observer::new(&emulator, metrics_port);
+    fleet::create_fixtures(ns, &apps, emulator.base_url())?;
     // The Integrations, all new, before the operator starts.
     let integrations: Api<Integration> = Api::namespaced(kube.clone(), ns);
     result.objects_created_seconds =
@@ -44,18 +51,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
         args.size, result.objects_created_seconds, args.strategy
     );
     if args.create_only {
-        emulator.process.terminate();
+        // The emulator stops as it is dropped.
         return Ok(result);
     }
 
-    let mut operator = cold_start(
-        &args,
-        &observer,
-        emulator.process.pid(),
-        metrics_port,
-        &mut result,
-    )
-    .await?;
+    let mut operator =
+        cold_start(&args, &observer, emulator.pid(), metrics_port, &mut result).await?;
     let (verified, remotes) = verify(&integrations, &observer, &apps, args.size).await?;
     result.verified = verified;
 
@@ -63,34 +64,45 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunResult> {
     // object whose remote the list shows differently from the write's answer) pass, then
     // watch whole sweeps.
     tokio::time::sleep(Duration::from_secs(args.resync_seconds + 5)).await;
-    steady::steady_state(&args, &observer, operator.pid(), &mut result).await?;
+    steady::steady_state(&args, &observer, running_pid(&operator)?, &mut result).await?;
     if let Some((name, remote)) = remotes.iter().next() {
         result.drift_corrected_seconds =
             steady::drift_corrected_after(&args, &observer, name, remote).await?;
     }
     steady::edit_latencies(&args, &integrations, &observer, &remotes, &mut result).await?;
 
-    operator.terminate();
+    stop(&mut operator);
     let mut operator = restart(&args, &observer, metrics_port, &mut result).await?;
-    result.rate_limited = observer.calls().await?.rate_limited;
-    operator.terminate();
-    emulator.process.terminate();
+    result.rate_limited = observer.calls()?.rate_limited;
+    stop(&mut operator);
     if args.cleanup {
-        fleet::cleanup(&kube, ns).await;
+        delete_namespace(ns);
     }
     Ok(result)
+}
+
+/// SIGTERM (the operator shuts down gracefully), SIGKILL after [`STOP_TIMEOUT`].
+fn stop(operator: &mut OperatorProcess) {
+    if operator.terminate(STOP_TIMEOUT).is_none() {
+        eprintln!("bench: the operator did not stop within {STOP_TIMEOUT:?} of SIGTERM; killed");
+    }
+}
+
+/// The operator's process id, which its CPU and memory are read by.
+fn running_pid(operator: &OperatorProcess) -> anyhow::Result<u32> {
+    operator.pid().context("the operator is not running")
 }
 
 /// Starts the operator on the new fleet and waits until every object is Synced and every
 /// remote was created; records the time, the calls and the CPU that took, and the floor.
 async fn cold_start(
     args: &RunArgs,
-    observer: &Observer,
+    observer: &Observer<'_>,
     emulator_pid: u32,
     metrics_port: u16,
     result: &mut RunResult,
-) -> anyhow::Result<Process> {
-    let calls_before = observer.calls().await?;
+) -> anyhow::Result<OperatorProcess> {
+    let calls_before = observer.calls()?;
     let mut others = processes::control_plane_pids();
     others.push(("emulator".to_owned(), emulator_pid));
     let cpu = CpuSince::now(&others);
@@ -100,10 +112,13 @@ async fn cold_start(
     let mut last_report = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if let Some(status) = operator.exit_status() {
-            bail!("the operator exited during the cold start ({status}); see its log");
+        if !operator.is_running() {
+            bail!(
+                "the operator exited during the cold start; see {}",
+                operator.log_path().display()
+            );
         }
-        let calls = observer.calls().await?.minus(&calls_before);
+        let calls = observer.calls()?.minus(&calls_before);
         let synced = match observer.metrics_text().await {
             Ok(text) => sample(
                 &text,
@@ -116,7 +131,7 @@ async fn cold_start(
             result.cold_start_seconds = started.elapsed().as_secs_f64();
             result.cold_start_calls = calls.by_kind;
             result.cold_start_cpu_seconds = cpu.spent();
-            let operator_cpu = observe::cpu_seconds(operator.pid());
+            let operator_cpu = observe::cpu_seconds(running_pid(&operator)?);
             result
                 .cold_start_cpu_seconds
                 .insert("operator".into(), operator_cpu);
@@ -141,7 +156,7 @@ async fn cold_start(
     result.steady_lists_needed = lists_needed(args.size, args.applications);
     result.cold_start_floor_seconds =
         (args.size as u64 + result.steady_lists_needed) as f64 / args.rate_limit;
-    result.rss_converged_mib = observe::memory(operator.pid()).resident;
+    result.rss_converged_mib = observe::memory(running_pid(&operator)?).resident;
     eprintln!(
         "bench: converged in {:.1}s (floor {:.1}s); RSS {:.1} MiB; CPU seconds meanwhile: {:?}",
         result.cold_start_seconds,
@@ -167,10 +182,10 @@ fn lists_needed(size: usize, applications: usize) -> u64 {
 /// memory once it compared every object.
 async fn restart(
     args: &RunArgs,
-    observer: &Observer,
+    observer: &Observer<'_>,
     metrics_port: u16,
     result: &mut RunResult,
-) -> anyhow::Result<Process> {
+) -> anyhow::Result<OperatorProcess> {
     let (operator, started) =
         processes::start_operator(args, metrics_port, OperatorStart::Restart)?;
     while !observer.ready().await {
@@ -195,7 +210,7 @@ async fn restart(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let memory = observe::memory(operator.pid());
+    let memory = observe::memory(running_pid(&operator)?);
     result.rss_restarted_mib = memory.resident;
     result.peak_rss_mib = memory.peak_resident;
     result.rss_restarted_anonymous_mib = memory.anonymous;

@@ -32,19 +32,19 @@ fn sweeps_writes_events(metrics: &str) -> (f64, f64, f64) {
 /// each sweep spent.
 pub async fn steady_state(
     args: &RunArgs,
-    observer: &Observer,
+    observer: &Observer<'_>,
     operator_pid: u32,
     result: &mut RunResult,
 ) -> anyhow::Result<()> {
     let window = Duration::from_secs(args.resync_seconds * u64::from(args.sweeps));
-    let calls_before = observer.calls().await?;
+    let calls_before = observer.calls()?;
     let (sweeps_before, writes_before, events_before) =
         sweeps_writes_events(&observer.metrics_text().await?);
     let cpu_before = cpu_seconds(operator_pid);
     let start = Instant::now();
     tokio::time::sleep(window).await;
     let elapsed = start.elapsed();
-    let calls = observer.calls().await?.minus(&calls_before);
+    let calls = observer.calls()?.minus(&calls_before);
     let (sweeps_after, writes_after, events_after) =
         sweeps_writes_events(&observer.metrics_text().await?);
     let cpu = cpu_seconds(operator_pid) - cpu_before;
@@ -68,22 +68,20 @@ pub async fn steady_state(
 /// seconds that took, or `None` (logged) when it did not within three intervals.
 pub async fn drift_corrected_after(
     args: &RunArgs,
-    observer: &Observer,
+    observer: &Observer<'_>,
     name: &str,
     remote: &RemoteRef,
 ) -> anyhow::Result<Option<f64>> {
     let changed = Instant::now();
-    observer
-        .patch_remote(
-            &remote.app,
-            &remote.id,
-            &json!({"topics": ["drifted/by/hand"]}),
-        )
-        .await?;
+    observer.patch_remote(
+        &remote.app,
+        &remote.id,
+        &json!({"topics": ["drifted/by/hand"]}),
+    )?;
     let limit = Duration::from_secs(args.resync_seconds * 3 + 30);
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = observer.remote(&remote.app, &remote.id).await?;
+        let now = observer.remote(&remote.app, &remote.id)?;
         if now["topics"] == json!([INITIAL_TOPIC]) {
             return Ok(Some(changed.elapsed().as_secs_f64()));
         }
@@ -107,7 +105,7 @@ struct PendingEdit {
 pub async fn edit_latencies(
     args: &RunArgs,
     integrations: &Api<Integration>,
-    observer: &Observer,
+    observer: &Observer<'_>,
     remotes: &BTreeMap<String, RemoteRef>,
     result: &mut RunResult,
 ) -> anyhow::Result<()> {
@@ -153,7 +151,7 @@ pub async fn edit_latencies(
 /// the PATCH that brought the new value (same machine, same clock), so the polling here does
 /// not add to it. An edit that never arrives counts until the deadline, and is logged.
 async fn await_edits(
-    observer: &Observer,
+    observer: &Observer<'_>,
     mut pending: BTreeMap<String, PendingEdit>,
     deadline: Instant,
 ) -> anyhow::Result<Vec<f64>> {
@@ -161,7 +159,7 @@ async fn await_edits(
     while !pending.is_empty() && Instant::now() < deadline {
         let apps: BTreeSet<String> = pending.values().map(|edit| edit.app.clone()).collect();
         for app in apps {
-            for remote in observer.remotes(&app).await? {
+            for remote in observer.remotes(&app)? {
                 let id = remote["id"].as_str().unwrap_or_default();
                 let Some(edit) = pending.get(id) else {
                     continue;

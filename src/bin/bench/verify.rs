@@ -24,7 +24,7 @@ const PAGE: u32 = 500;
 /// Ready object's remote, by the object's name.
 pub async fn verify(
     integrations: &Api<Integration>,
-    observer: &Observer,
+    observer: &Observer<'_>,
     apps: &[String],
     size: usize,
 ) -> anyhow::Result<(bool, BTreeMap<String, RemoteRef>)> {
@@ -32,7 +32,7 @@ pub async fn verify(
     let mut remote_ids = BTreeSet::new();
     let mut remote_count = 0;
     for app in apps {
-        for remote in observer.remotes(app).await? {
+        for remote in observer.remotes(app)? {
             remote_count += 1;
             remote_ids.insert(remote["id"].as_str().unwrap_or_default().to_owned());
         }
