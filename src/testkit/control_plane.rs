@@ -83,6 +83,12 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// The process id the script recorded for `component` (its pid file), if it has one.
+    pub fn pid(&self, component: Component) -> Option<u32> {
+        let file = self.dir.join(format!("{}.pid", component.script_name()));
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
     /// The log of `component`, which a restart continues.
     pub fn log_path(&self, component: Component) -> PathBuf {
         self.dir

@@ -1,10 +1,12 @@
 //! The processes a run starts, through the test kit's builders with the benchmark's settings
-//! (the emulator, the operator), and the control plane's own, found by their pid files.
+//! (the emulator, the operator), and the control plane's own, found through the kit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use losant_operator::testkit::{EmulatorProcess, OperatorProcess, profile_dir};
+use losant_operator::testkit::{
+    Component, ControlPlane, EmulatorProcess, OperatorProcess, profile_dir,
+};
 
 use crate::RunArgs;
 use crate::fleet::OPERATOR_TOKEN;
@@ -84,21 +86,17 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// kube-apiserver and etcd of the control plane scripts/control-plane.sh started, by the pid
-/// files in $LOSANT_CP_DIR (empty when there are none).
+/// kube-apiserver and etcd of the control plane in $KUBECONFIG, by the pid files of
+/// scripts/control-plane.sh (none when it did not start that control plane).
 pub fn control_plane_pids() -> Vec<(String, u32)> {
-    let Ok(dir) = std::env::var("LOSANT_CP_DIR") else {
+    let Ok(control_plane) = ControlPlane::current() else {
         return Vec::new();
     };
-    ["apiserver", "etcd"]
+    [Component::ApiServer, Component::Etcd]
         .into_iter()
-        .filter_map(|name| {
-            let pid = std::fs::read_to_string(Path::new(&dir).join(format!("{name}.pid")))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), pid))
+        .filter_map(|component| {
+            let pid = control_plane.pid(component)?;
+            Some((component.script_name().to_owned(), pid))
         })
         .collect()
 }

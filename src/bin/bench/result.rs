@@ -25,8 +25,8 @@ pub struct RunResult {
     /// Requests to Losant during the cold start, by kind.
     pub cold_start_calls: BTreeMap<String, u64>,
     /// CPU seconds each process spent during the cold start (where the time goes): the
-    /// operator, the emulator, and the control plane's kube-apiserver and etcd when their pid
-    /// files are found under $LOSANT_CP_DIR.
+    /// operator, the emulator, and the control plane's kube-apiserver and etcd when
+    /// scripts/control-plane.sh started the one in $KUBECONFIG.
     #[serde(default)]
     pub cold_start_cpu_seconds: BTreeMap<String, f64>,
     /// Answers 429 received by the operator, over the whole run.
