@@ -15,6 +15,7 @@ pub mod emulator;
 pub mod failpoint;
 pub mod losant;
 pub mod ops;
+pub mod plan;
 pub mod sync;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

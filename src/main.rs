@@ -23,6 +23,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (YAML) to install.
     Crds,
+    /// Show what the operator would do in Losant if these manifests were applied (read-only).
+    Plan(Box<losant_operator::plan::PlanArgs>),
 }
 
 #[derive(clap::Args)]
@@ -182,6 +184,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", losant_operator::crd::crds_yaml()?);
             Ok(())
         }
+        Some(Command::Plan(args)) => std::process::exit(losant_operator::plan::main(*args)),
         Some(Command::Run(args)) => run(*args),
         None => run(RunArgs::default()),
     }

@@ -117,6 +117,11 @@ impl LosantClients {
         }
     }
 
+    /// The API host policy the clients obey.
+    pub fn policy(&self) -> &ApiHostPolicy {
+        &self.policy
+    }
+
     /// Clients built from now on give up on a request after `timeout` (the client's default
     /// otherwise).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {

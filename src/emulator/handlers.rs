@@ -24,7 +24,7 @@ use super::list::{envelope, parse_list_query, query_map, select};
 use super::shape::{
     add_list_links, fill_config_defaults, fill_create_defaults, links_wanted, render,
 };
-use super::stats::{ADMIN_PREFIX, Stats, StatsSnapshot};
+use super::stats::{ADMIN_PREFIX, Stats, StatsSnapshot, WriteRecord};
 use super::store::Store;
 use super::validate::{ValidationError, validate_patch, validate_post};
 
@@ -96,6 +96,22 @@ fn invalid(e: ValidationError) -> ApiError {
     ApiError::Validation(e.to_string())
 }
 
+/// A body's top-level field names, sorted.
+fn field_names(fields: &Map<String, Value>) -> Vec<String> {
+    let mut names: Vec<String> = fields.keys().cloned().collect();
+    names.sort();
+    names
+}
+
+fn write_record(method: &str, app: &str, doc: &Map<String, Value>, fields: Vec<String>) -> WriteRecord {
+    WriteRecord {
+        method: method.to_owned(),
+        application_id: app.to_owned(),
+        integration_id: doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        fields,
+    }
+}
+
 fn into_object(value: Value) -> Result<Map<String, Value>, ApiError> {
     match value {
         Value::Object(map) => Ok(map),
@@ -135,10 +151,12 @@ pub async fn create(
     let value = read_json(&headers, body, s.max_body_bytes).await?;
     validate_post(&value).map_err(invalid)?;
     let mut fields = into_object(value)?;
+    let sent = field_names(&fields);
     if s.server_defaults {
         fill_create_defaults(&mut fields);
     }
     let doc = s.store.create(&app, fields).await?;
+    s.stats.record_write(write_record("POST", &app, &doc, sent));
     let links = links_wanted(&query_map(q.as_deref()));
     Ok(s.committed(StatusCode::CREATED, s.render(&doc, links)))
 }
@@ -168,10 +186,12 @@ pub async fn patch(
     let value = read_json(&headers, body, s.max_body_bytes).await?;
     validate_patch(&value).map_err(invalid)?;
     let mut fields = into_object(value)?;
+    let sent = field_names(&fields);
     if s.server_defaults {
         fill_config_defaults(&mut fields);
     }
     let doc = s.store.patch(&app, &id, fields).await?;
+    s.stats.record_write(write_record("PATCH", &app, &doc, sent));
     let links = links_wanted(&query_map(q.as_deref()));
     Ok(s.committed(StatusCode::OK, s.render(&doc, links)))
 }

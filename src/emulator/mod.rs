@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{EmulatorConfig, RetryAfterForm, SECRET_MASK, SecretEcho, TlsFiles, TokenSpec};
 pub use connection::{ConnectionConfig, ConnectionFailure, ConnectionOverride};
-pub use stats::{RequestCount, StatsSnapshot};
+pub use stats::{RequestCount, StatsSnapshot, WriteRecord};
 
 use handlers::Shared;
 

@@ -23,6 +23,25 @@ struct Counters {
     total: u64,
     by_key: BTreeMap<(String, String, u16), u64>,
     include_workflows_true: u64,
+    writes: Vec<WriteRecord>,
+}
+
+/// The most writes [`StatsSnapshot::writes`] keeps (the oldest are dropped beyond it).
+pub const MAX_WRITE_RECORDS: usize = 10_000;
+
+/// One successful create or patch: which integration and which top-level fields the body set
+/// (names only, never values), so a test can compare what was written with what was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    /// `POST` or `PATCH`.
+    pub method: String,
+    /// The application.
+    pub application_id: String,
+    /// The integration created or patched.
+    pub integration_id: String,
+    /// The body's top-level field names, sorted.
+    pub fields: Vec<String>,
 }
 
 /// Thread-safe request counters.
@@ -48,6 +67,9 @@ pub struct StatsSnapshot {
     pub requests: Vec<RequestCount>,
     /// DELETEs whose query set `includeWorkflows` to true (the operator must never send it).
     pub include_workflows_true: u64,
+    /// Successful creates and patches, oldest first (at most [`MAX_WRITE_RECORDS`]).
+    #[serde(default)]
+    pub writes: Vec<WriteRecord>,
 }
 
 impl StatsSnapshot {
@@ -75,6 +97,15 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// Notes a successful create or patch and the fields its body set.
+    pub fn record_write(&self, write: WriteRecord) {
+        let mut c = self.lock();
+        if c.writes.len() >= MAX_WRITE_RECORDS {
+            c.writes.remove(0);
+        }
+        c.writes.push(write);
+    }
+
     pub fn record_include_workflows(&self) {
         self.lock().include_workflows_true += 1;
     }
@@ -95,6 +126,7 @@ impl Stats {
             total: c.total,
             requests,
             include_workflows_true: c.include_workflows_true,
+            writes: c.writes.clone(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod locate;
 pub mod owners;
 pub mod plan;
 pub mod reason;
+pub mod record;
 
 #[cfg(test)]
 mod tests;

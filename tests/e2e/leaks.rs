@@ -522,8 +522,11 @@ fn no_secret_value_leaks_into_logs_events_status_or_metrics() {
         "a DELETE asked to delete workflows"
     );
 
+    // `plan`, in every format, on the same objects and with a Secret manifest in the input.
+    let plan_outputs = plan_outputs(&ns, &values, &six, &too_long);
+
     // The scan.
-    let sources: Vec<(String, String)> = vec![
+    let mut sources: Vec<(String, String)> = vec![
         ("operator log".into(), operator.logs()),
         ("emulator log".into(), emulator.logs()),
         (
@@ -540,6 +543,7 @@ fn no_secret_value_leaks_into_logs_events_status_or_metrics() {
         ),
         ("operator /metrics".into(), operator_metrics(&operator)),
     ];
+    sources.extend(plan_outputs);
     // The scan sees what it must: the log shows the reconciles, the objects show status.
     assert!(
         sources[0].1.contains("DeletionBlocked") || sources[0].1.contains("reconciled"),
@@ -600,6 +604,39 @@ fn no_secret_value_leaks_into_logs_events_status_or_metrics() {
         leaks.join("\n")
     );
     let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+/// `losant-operator plan` (text and JSON, with `--prune`) on the six objects, the one whose
+/// Secret value is too long, one on a wrong token, and a `credentials` Secret manifest whose
+/// MQTT password changed: its stdout and stderr per format.
+fn plan_outputs(
+    ns: &TestNamespace,
+    values: &Values,
+    six: &[(&'static str, &'static str, &'static str, Value)],
+    too_long: &Value,
+) -> Vec<(String, String)> {
+    let mut docs: Vec<String> = six
+        .iter()
+        .map(|(name, _, _, spec)| integration_manifest(name, spec))
+        .collect();
+    docs.push(integration_manifest("too-long", too_long));
+    docs.push(integration_manifest("on-wrong", &sqs_on("app-wrong", "on wrong")));
+    let mut planned = values.credentials();
+    let changed = format!("plan-{}", values.mqtt_password_rotated);
+    planned[0].1 = &changed;
+    docs.push(secret_manifest("credentials", &planned));
+    let input = super::plan::write_input("leaks.yaml", &docs);
+    let input = input.to_str().expect("a UTF-8 path");
+    let mut outputs = Vec::new();
+    for format in ["text", "json"] {
+        let args = ["-f", input, "-n", ns.name(), "--prune", "-o", format];
+        let (code, stdout, stderr) = super::plan::run_plan(&args, None);
+        assert!((0..=2).contains(&code), "plan -o {format} crashed ({code}): {stderr}");
+        assert!(stdout.contains("broker"), "plan -o {format} said nothing: {stdout}{stderr}");
+        outputs.push((format!("plan -o {format} stdout"), stdout));
+        outputs.push((format!("plan -o {format} stderr"), stderr));
+    }
+    outputs
 }
 
 #[test]

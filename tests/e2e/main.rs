@@ -12,6 +12,7 @@ mod hostile_losant;
 mod leaks;
 mod modes;
 mod operator;
+mod plan;
 mod ops;
 mod restarts;
 mod safety;

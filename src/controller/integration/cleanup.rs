@@ -142,14 +142,7 @@ pub(super) fn deletion_policy(
     previous: &IntegrationStatus,
     now: Timestamp,
 ) -> DeletionPolicy {
-    if obj.spec.management_policy == ManagementPolicy::ObserveOnly {
-        return DeletionPolicy::Orphan;
-    }
-    let pending = record::create_pending(obj, now);
-    let origin = recorded(obj, previous)
-        .and_then(|r| r.origin)
-        .or(pending.map(|_| Origin::Created));
-    locate::effective_deletion_policy(obj.spec.deletion_policy, origin)
+    crate::sync::record::deletion_policy(obj, previous, now)
 }
 
 /// Does the deletion; returns the event to publish, if any.

@@ -13,17 +13,11 @@ use serde_json::{Map, Value};
 
 use super::super::error::Error;
 use super::super::status::FIELD_MANAGER;
-use crate::crd::{Integration, IntegrationStatus, Origin};
+use crate::crd::{Integration, Origin};
 pub use crate::sync::decide::{Pending, Recorded};
-
-/// Set (to the time) just before a POST; removed once the id is recorded.
-pub const CREATE_PENDING: &str = "losant.io/create-pending";
-/// The remote integration's id.
-pub const INTEGRATION_ID: &str = "losant.io/integration-id";
-/// The application the remote integration lives in.
-pub const APPLICATION_ID: &str = "losant.io/application-id";
-/// `Created` or `Adopted`.
-pub const ORIGIN: &str = "losant.io/origin";
+pub use crate::sync::record::{
+    APPLICATION_ID, CREATE_PENDING, INTEGRATION_ID, ORIGIN, annotated, create_pending, recorded,
+};
 
 fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
     obj.metadata
@@ -33,58 +27,6 @@ fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// The remote recorded for `application_id`: from the annotations, which are written before
-/// status and so are never older than it (and survive a restore that loses status); else from
-/// status, when it is about this application and API URL.
-pub fn recorded(
-    obj: &Integration,
-    status: &IntegrationStatus,
-    application_id: &str,
-    api_url: &str,
-) -> Option<Recorded> {
-    if let Some(annotated) = annotated(obj)
-        && annotated.application_id == application_id
-    {
-        return Some(Recorded {
-            id: annotated.id,
-            origin: annotated.origin,
-        });
-    }
-    let status_here = status.application_id.as_deref() == Some(application_id)
-        && status.api_url.as_deref() == Some(api_url);
-    match &status.integration_id {
-        Some(id) if status_here => Some(Recorded {
-            id: id.clone(),
-            origin: status.origin,
-        }),
-        _ => None,
-    }
-}
-
-/// What the annotations record, whatever the application.
-pub struct Annotated {
-    /// Remote id.
-    pub id: String,
-    /// Its application.
-    pub application_id: String,
-    /// Created or adopted, if recorded.
-    pub origin: Option<Origin>,
-}
-
-/// The remote the annotations record, if they record one.
-pub fn annotated(obj: &Integration) -> Option<Annotated> {
-    let origin = match annotation(obj, ORIGIN) {
-        Some("Created") => Some(Origin::Created),
-        Some("Adopted") => Some(Origin::Adopted),
-        _ => None,
-    };
-    Some(Annotated {
-        id: annotation(obj, INTEGRATION_ID)?.to_owned(),
-        application_id: annotation(obj, APPLICATION_ID)?.to_owned(),
-        origin,
-    })
-}
-
 /// Whether the annotations record a remote id that status does not (yet) show.
 pub fn status_lags_annotations(obj: &Integration) -> bool {
     let status_id = obj
@@ -92,29 +34,6 @@ pub fn status_lags_annotations(obj: &Integration) -> bool {
         .as_ref()
         .and_then(|s| s.integration_id.as_deref());
     annotation(obj, INTEGRATION_ID).is_some_and(|id| status_id != Some(id))
-}
-
-/// The pending create, if one is pending. An unreadable marker counts as sent `now`: waiting is
-/// the safe reading.
-pub fn create_pending(obj: &Integration, now: Timestamp) -> Option<Pending> {
-    let value = annotation(obj, CREATE_PENDING)?;
-    let parsed: Option<Value> = serde_json::from_str(value).ok();
-    let text = |key: &str| {
-        parsed
-            .as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let at = text("at")
-        .unwrap_or_else(|| value.to_owned())
-        .parse()
-        .unwrap_or(now);
-    Some(Pending {
-        at,
-        application_id: text("applicationId"),
-        name: text("name"),
-    })
 }
 
 /// Whether the annotations already record exactly this remote and no pending create.

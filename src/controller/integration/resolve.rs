@@ -32,6 +32,7 @@ use crate::crd::{Integration, IntegrationStatus, LosantApplication};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions;
 use crate::sync::decide::{self, Facts, Found, Pending};
+use crate::sync::record as sync_record;
 use crate::sync::desired::{self, Desired};
 use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
 
@@ -112,8 +113,12 @@ pub(super) async fn remote(
     ctx: &Context,
     (now, fresh): (Timestamp, bool),
 ) -> Result<Resolved, Stop> {
-    let secrets_changed =
-        !place.is_where(previous) || previous.applied_secret_versions != place.secret_versions;
+    let secrets_changed = sync_record::secrets_changed(
+        previous,
+        &place.application_id,
+        &place.api_url,
+        &place.secret_versions,
+    );
     let Place {
         desired,
         secret_versions,
@@ -154,18 +159,13 @@ pub(super) async fn remote(
             }
         }
     };
-    let facts = Facts {
+    let place = sync_record::Place {
         desired,
-        adoption_policy: obj.spec.adoption_policy,
-        management: obj.spec.management_policy,
         application_id,
-        recorded,
-        pending,
-        found,
-        applied_fields: previous.applied_fields.clone(),
         secrets_changed,
-        spec_changed: obj.metadata.generation != previous.observed_generation,
+        previous,
     };
+    let facts = sync_record::facts(obj, place, (recorded, pending), found);
     Ok(Resolved {
         facts,
         client,
