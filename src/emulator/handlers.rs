@@ -103,11 +103,20 @@ fn field_names(fields: &Map<String, Value>) -> Vec<String> {
     names
 }
 
-fn write_record(method: &str, app: &str, doc: &Map<String, Value>, fields: Vec<String>) -> WriteRecord {
+fn write_record(
+    method: &str,
+    app: &str,
+    doc: &Map<String, Value>,
+    fields: Vec<String>,
+) -> WriteRecord {
     WriteRecord {
         method: method.to_owned(),
         application_id: app.to_owned(),
-        integration_id: doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        integration_id: doc
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         fields,
     }
 }
@@ -191,7 +200,8 @@ pub async fn patch(
         fill_config_defaults(&mut fields);
     }
     let doc = s.store.patch(&app, &id, fields).await?;
-    s.stats.record_write(write_record("PATCH", &app, &doc, sent));
+    s.stats
+        .record_write(write_record("PATCH", &app, &doc, sent));
     let links = links_wanted(&query_map(q.as_deref()));
     Ok(s.committed(StatusCode::OK, s.render(&doc, links)))
 }

@@ -8,14 +8,14 @@
 //! `SecretKeyInvalid`), the desired integration (`InvalidSpec`), the owner claims
 //! (`ConflictingOwner`), then Losant (one list per application, read before).
 
-use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use kube::api::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::fields::SecretLabels;
 use super::input::Sourced;
 use super::verdict::{self, Action, Subject, Verdict};
-use super::world::World;
+use super::world::{Place, World};
 use crate::controller::owners::{claims, object_key};
 use crate::crd::{Integration, SecretKeyRef};
 use crate::losant::{self, SecretString};
@@ -27,7 +27,11 @@ use crate::sync::record::{self, Place as FactsPlace};
 
 /// The object as it would be once applied: the input's spec and annotations over the cluster
 /// copy's annotations (the operator's records), status, generation and creation time.
-pub fn effective(input: &Integration, namespace: &str, cluster: Option<&Integration>) -> Integration {
+pub fn effective(
+    input: &Integration,
+    namespace: &str,
+    cluster: Option<&Integration>,
+) -> Integration {
     let mut obj = input.clone();
     obj.metadata.namespace = Some(namespace.to_owned());
     obj.status = None;
@@ -92,7 +96,10 @@ pub fn evaluate(world: &World, inputs: &[Sourced<Integration>], namespace: &str)
     let objects: Vec<Integration> = inputs
         .iter()
         .map(|input| {
-            let ns = input.object.namespace().unwrap_or_else(|| namespace.to_owned());
+            let ns = input
+                .object
+                .namespace()
+                .unwrap_or_else(|| namespace.to_owned());
             let live = world.cluster_object(&ns, &input.object.name_any());
             effective(&input.object, &ns, live)
         })
@@ -105,40 +112,72 @@ pub fn evaluate(world: &World, inputs: &[Sourced<Integration>], namespace: &str)
         .collect()
 }
 
-/// The verdict for one object.
-fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -> Verdict {
+/// What an object needs before Losant is looked at: its application, listing, Secrets and
+/// desired integration.
+struct Prepared<'w> {
+    place: &'w Place,
+    listing: &'w losant::Listing,
+    desired: desired::Desired,
+    versions: BTreeMap<String, String>,
+}
+
+/// The checks before Losant, in the controller's order; a verdict when one stops the object.
+fn prepare<'w>(
+    world: &'w World,
+    obj: &Integration,
+    source: &str,
+) -> Result<Prepared<'w>, Box<Verdict>> {
     let namespace = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
     let stop = |action, reason: Reason, message: String| {
-        Verdict::new(&namespace, &name, Some(source), action).because(reason.as_str(), message)
+        Box::new(
+            Verdict::new(&namespace, &obj.name_any(), Some(source), action)
+                .because(reason.as_str(), message),
+        )
     };
     if crate::controller::integration::is_paused(obj) {
-        let mut v = Verdict::new(&namespace, &name, Some(source), Action::Paused);
-        v.reason = Some(Reason::Paused.as_str().to_owned());
-        v.message = Some("losant.io/paused is set: the operator makes no Losant call".into());
-        return v;
+        let message = "losant.io/paused is set: the operator makes no Losant call".to_owned();
+        return Err(stop(Action::Paused, Reason::Paused, message));
     }
     let app_name = &obj.spec.application_ref.name;
     let Some(place) = world.place_of(obj) else {
         let message = format!("LosantApplication {app_name:?} does not exist in this namespace");
-        return stop(Action::Refuse, Reason::ApplicationNotFound, message);
+        return Err(stop(Action::Refuse, Reason::ApplicationNotFound, message));
     };
     if let Some(refused) = &place.refused {
-        return stop(Action::Refuse, Reason::ApiHostNotAllowed, refused.clone());
+        return Err(stop(
+            Action::Refuse,
+            Reason::ApiHostNotAllowed,
+            refused.clone(),
+        ));
     }
     let refs = desired::secret_refs(&obj.spec);
-    let (values, versions) = match resolve_secrets(world, &namespace, &refs) {
-        Ok(resolved) => resolved,
-        Err((reason, message)) => return stop(Action::Refuse, reason, message),
+    let (values, versions) = resolve_secrets(world, &namespace, &refs)
+        .map_err(|(reason, message)| stop(Action::Refuse, reason, message))?;
+    let desired = desired::desired(&obj.spec, obj.remote_name(), &values)
+        .map_err(|error| stop(Action::Refuse, Reason::InvalidSpec, error.to_string()))?;
+    let listing = world
+        .listing(place)
+        .map_err(|message| stop(Action::Error, Reason::ApplicationNotReady, message))?;
+    Ok(Prepared {
+        place,
+        listing,
+        desired,
+        versions,
+    })
+}
+
+/// The verdict for one object: the facts as the controller builds them, then its decision.
+fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -> Verdict {
+    let Prepared {
+        place,
+        listing,
+        desired,
+        versions,
+    } = match prepare(world, obj, source) {
+        Ok(prepared) => prepared,
+        Err(verdict) => return *verdict,
     };
-    let desired = match desired::desired(&obj.spec, obj.remote_name(), &values) {
-        Ok(desired) => desired,
-        Err(error) => return stop(Action::Refuse, Reason::InvalidSpec, error.to_string()),
-    };
-    let listing = match world.listing(place) {
-        Ok(listing) => listing,
-        Err(message) => return stop(Action::Error, Reason::ApplicationNotReady, message),
-    };
+    let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     let previous = obj.status.clone().unwrap_or_default();
     let (app_id, api_url) = (place.application_id.as_str(), place.api_url.as_str());
     let secrets_changed = record::secrets_changed(&previous, app_id, api_url, &versions);
@@ -150,9 +189,18 @@ fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -
     index.set(own.clone(), claims.clone());
     let found = match index.senior_rival(&own, &claims) {
         Some(rival) => Found::Claimed(rival),
-        None => match find(listing, known_id.as_deref(), pending.as_ref(), app_id, &desired) {
+        None => match find(
+            listing,
+            known_id.as_deref(),
+            pending.as_ref(),
+            app_id,
+            &desired,
+        ) {
             Ok(found) => found,
-            Err(message) => return stop(Action::Error, Reason::ApplicationNotReady, message),
+            Err(message) => {
+                return Verdict::new(&namespace, &name, Some(source), Action::Error)
+                    .because(Reason::ApplicationNotReady.as_str(), message);
+            }
         },
     };
     // A Secret is sent as changed when its version differs from the one last applied here.
@@ -241,7 +289,10 @@ pub fn resolve_secrets(
                 return Err((Reason::SecretKeyNotFound, message));
             };
             let Ok(text) = String::from_utf8(bytes.clone()) else {
-                let message = format!("key {:?} of Secret {name:?} is not UTF-8 text", reference.key);
+                let message = format!(
+                    "key {:?} of Secret {name:?} is not UTF-8 text",
+                    reference.key
+                );
                 return Err((Reason::SecretKeyInvalid, message));
             };
             values.insert((*reference).clone(), SecretString::new(text));
@@ -250,3 +301,6 @@ pub fn resolve_secrets(
     }
     Ok((values, versions))
 }
+
+#[cfg(test)]
+mod tests;

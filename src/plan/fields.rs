@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::crd::{IntegrationSpec, SecretKeyRef, Word};
-use crate::losant::{FieldPatch, Integration, IntegrationConfig, IntegrationPatch, IntegrationPost};
+use crate::losant::{
+    FieldPatch, Integration, IntegrationConfig, IntegrationPatch, IntegrationPost,
+};
 use crate::sync::desired::Desired;
 
 /// Shown instead of any value Losant holds in a secret field.
@@ -174,7 +176,11 @@ pub fn patch(
             FieldPatch::Set(name) => json(name),
             FieldPatch::Clear => Value::Null,
         };
-        rows.push(change("credentialName", Some(json(&remote.credential_name)), new));
+        rows.push(change(
+            "credentialName",
+            Some(json(&remote.credential_name)),
+            new,
+        ));
     }
     if let Some(config) = &patch.config {
         rows.extend(config_rows(config, Some(remote), labels, applied));
@@ -198,6 +204,13 @@ pub fn drift(drift: &[&str], desired: &Desired, remote: &Integration) -> Vec<Fie
         .filter(|row| {
             let top = row.field.split('.').next().unwrap_or_default();
             drift.contains(&top) || (top == config_field && drift.contains(&config_field))
+        })
+        .map(|mut row| {
+            // Without labels, a header value from a Secret would show: hide them all.
+            if row.field.ends_with(".headers") {
+                row.new = row.new.as_ref().map(hide_header_values);
+            }
+            row
         })
         .collect()
 }

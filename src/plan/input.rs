@@ -170,8 +170,8 @@ pub fn split_documents(text: &str) -> Vec<Document> {
         text: String::new(),
     }];
     for (number, line) in text.lines().enumerate() {
-        let is_separator = line.starts_with("---")
-            && line[3..].chars().next().is_none_or(char::is_whitespace);
+        let is_separator =
+            line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
         if is_separator {
             documents.push(Document {
                 index: documents.len() + 1,
@@ -236,15 +236,27 @@ type Rejection = (Option<String>, String);
 /// Adds one object (the items of a `List`) of a kind `plan` reads; other kinds are skipped.
 fn add(inputs: &mut Inputs, value: Value, source: &str) -> Result<(), Rejection> {
     if !value.is_object() {
-        return Err((None, "not an object (a Kubernetes manifest is a mapping)".into()));
+        return Err((
+            None,
+            "not an object (a Kubernetes manifest is a mapping)".into(),
+        ));
     }
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if kind.is_empty() || api_version.is_empty() {
         return Err((what(&value), "apiVersion and kind are required".into()));
     }
     let losant = api_version.starts_with("losant.io/");
-    match kind {
+    let api_version = api_version.as_str();
+    match kind.as_str() {
         "List" if api_version == "v1" => {
             let items = value.get("items").and_then(Value::as_array).cloned();
             for item in items.unwrap_or_default() {
@@ -273,9 +285,16 @@ fn add(inputs: &mut Inputs, value: Value, source: &str) -> Result<(), Rejection>
 fn decode<T: serde::de::DeserializeOwned>(value: Value, api_version: &str) -> Result<T, Rejection> {
     let what = what(&value);
     if api_version.starts_with("losant.io/") && api_version != "losant.io/v1alpha1" {
-        return Err((what, format!("apiVersion {api_version} is not served (losant.io/v1alpha1 is)")));
+        return Err((
+            what,
+            format!("apiVersion {api_version} is not served (losant.io/v1alpha1 is)"),
+        ));
     }
-    if value.pointer("/metadata/name").and_then(Value::as_str).is_none() {
+    if value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none()
+    {
         return Err((what, "metadata.name is required".into()));
     }
     let is_secret = api_version == "v1";

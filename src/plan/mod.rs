@@ -63,9 +63,11 @@ impl PlanError {
 
 /// `losant-operator plan`'s flags.
 #[derive(clap::Args, Debug, Clone)]
-#[command(after_help = "Exit status (as kubectl diff): 0 no changes, 1 changes (or an object \
+#[command(
+    after_help = "Exit status (as kubectl diff): 0 no changes, 1 changes (or an object \
 the operator would refuse or wait on), 2 an error (a bad input file, or the cluster or Losant \
-could not be read). Nothing is written to Kubernetes or Losant.")]
+could not be read). Nothing is written to Kubernetes or Losant."
+)]
 pub struct PlanArgs {
     /// Manifest file, directory (its *.yaml, *.yml, *.json files) or `-` for stdin
     /// (repeatable; multi-document YAML, e.g. `kustomize build | losant-operator plan -f -`).
@@ -96,7 +98,11 @@ pub struct PlanArgs {
     )]
     pub allowed_api_hosts: Vec<String>,
     /// Hosts also allowed over plain http (as the operator's flag).
-    #[arg(long, env = "LOSANT_OPERATOR_ALLOWED_HTTP_HOSTS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "LOSANT_OPERATOR_ALLOWED_HTTP_HOSTS",
+        value_delimiter = ','
+    )]
     pub allowed_http_hosts: Vec<String>,
     /// Requests per second to each Losant API URL and token (the operator's default).
     #[arg(long, default_value_t = 10.0)]
@@ -109,7 +115,9 @@ pub struct PlanArgs {
 /// `30s`, `5m`, `1h`, `250ms`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
@@ -181,13 +189,26 @@ async fn plan_async(
     let namespaces = input_namespaces(inputs, &namespace);
     let now = jiff::Timestamp::now();
     let mut world = world::World::new(now, args.create_grace_period);
-    read::read(Some(&kube), inputs, &namespaces, &namespace, clients, &mut world).await?;
+    read::read(
+        Some(&kube),
+        inputs,
+        &namespaces,
+        &namespace,
+        clients,
+        &mut world,
+    )
+    .await?;
     let mut items = evaluate::evaluate(&world, &inputs.integrations, &namespace);
     if args.prune {
         let kept: BTreeSet<(String, String)> = inputs
             .integrations
             .iter()
-            .map(|s| (s.object.namespace().unwrap_or_else(|| namespace.clone()), s.object.name_any()))
+            .map(|s| {
+                (
+                    s.object.namespace().unwrap_or_else(|| namespace.clone()),
+                    s.object.name_any(),
+                )
+            })
             .collect();
         items.extend(prune::prune(&world, &kept, &namespaces));
     }

@@ -13,7 +13,11 @@ use crate::sync::record;
 
 /// One row per cluster object in `namespaces` that records a remote and whose
 /// `namespace/name` is not in `kept`, by namespace and name.
-pub fn prune(world: &World, kept: &BTreeSet<(String, String)>, namespaces: &BTreeSet<String>) -> Vec<Verdict> {
+pub fn prune(
+    world: &World,
+    kept: &BTreeSet<(String, String)>,
+    namespaces: &BTreeSet<String>,
+) -> Vec<Verdict> {
     let mut rows: Vec<Verdict> = world
         .cluster
         .iter()
@@ -61,5 +65,9 @@ fn gone(world: &World, application_id: &str, id: &str) -> bool {
         .listings
         .iter()
         .filter(|((_, app), _)| app == application_id)
-        .any(|(_, listing)| listing.as_ref().is_ok_and(|l| l.items.iter().all(|i| i.id != id)))
+        .any(|(_, listing)| {
+            listing
+                .as_ref()
+                .is_ok_and(|l| l.items.iter().all(|i| i.id != id))
+        })
 }

@@ -49,7 +49,9 @@ pub async fn read(
         let place = Place {
             api_url: app.spec.api_url.trim_end_matches('/').to_owned(),
             application_id: app.spec.application_id.to_ascii_lowercase(),
-            refused: clients.policy().refuse(app.spec.api_url.trim_end_matches('/')),
+            refused: clients
+                .policy()
+                .refuse(app.spec.api_url.trim_end_matches('/')),
         };
         if place.refused.is_none() && !world.listings.contains_key(&place.key()) {
             let listing = list(app, &key.0, world, clients).await;
@@ -97,7 +99,10 @@ async fn applications(
     let mut found: BTreeMap<Key, LosantApplication> = BTreeMap::new();
     for sourced in &inputs.applications {
         let namespace = namespace_of(&sourced.object, default_namespace);
-        found.insert((namespace, sourced.object.name_any()), sourced.object.clone());
+        found.insert(
+            (namespace, sourced.object.name_any()),
+            sourced.object.clone(),
+        );
     }
     let mut wanted: BTreeSet<Key> = inputs
         .integrations
@@ -157,7 +162,15 @@ async fn secrets(
     let from_input: BTreeMap<Key, &Secret> = inputs
         .secrets
         .iter()
-        .map(|s| ((namespace_of(&s.object, default_namespace), s.object.name_any()), &s.object))
+        .map(|s| {
+            (
+                (
+                    namespace_of(&s.object, default_namespace),
+                    s.object.name_any(),
+                ),
+                &s.object,
+            )
+        })
         .collect();
     for key in wanted.iter().chain(from_input.keys()) {
         if found.contains_key(key) {
@@ -177,8 +190,15 @@ async fn secrets(
         let data = match (from_input.get(key), live) {
             (Some(input), Some(live)) => {
                 let input = secret_data(input, NEW_SECRET_VERSION.to_owned());
-                let version = if input.data == live.data { live.version } else { input.version };
-                SecretData { data: input.data, version }
+                let version = if input.data == live.data {
+                    live.version
+                } else {
+                    input.version
+                };
+                SecretData {
+                    data: input.data,
+                    version,
+                }
             }
             (Some(input), None) => secret_data(input, NEW_SECRET_VERSION.to_owned()),
             (None, Some(live)) => live,
@@ -190,17 +210,29 @@ async fn secrets(
 }
 
 /// The value of one key, as text.
-fn secret_text(world: &World, namespace: &str, reference: &SecretKeyRef) -> Result<crate::losant::SecretString, String> {
-    let secret = world
-        .secret(namespace, &reference.name)
-        .ok_or_else(|| format!("Secret {:?} does not exist in namespace {namespace}", reference.name))?;
+fn secret_text(
+    world: &World,
+    namespace: &str,
+    reference: &SecretKeyRef,
+) -> Result<crate::losant::SecretString, String> {
+    let secret = world.secret(namespace, &reference.name).ok_or_else(|| {
+        format!(
+            "Secret {:?} does not exist in namespace {namespace}",
+            reference.name
+        )
+    })?;
     let bytes = secret
         .data
         .get(&reference.key)
         .ok_or_else(|| format!("Secret {:?} has no key {:?}", reference.name, reference.key))?;
     String::from_utf8(bytes.clone())
         .map(crate::losant::SecretString::new)
-        .map_err(|_| format!("key {:?} of Secret {:?} is not UTF-8 text", reference.key, reference.name))
+        .map_err(|_| {
+            format!(
+                "key {:?} of Secret {:?} is not UTF-8 text",
+                reference.key, reference.name
+            )
+        })
 }
 
 /// One paged list of the application's integrations, with its token.
@@ -219,7 +251,12 @@ async fn list(
     let own = own_limits(app, clients.limits).map(|limits| (uid.as_str(), limits));
     let api_url = app.spec.api_url.trim_end_matches('/');
     let client = clients
-        .get(api_url, &token, ca.as_ref().map(|pem| pem.expose().as_bytes()), own)
+        .get(
+            api_url,
+            &token,
+            ca.as_ref().map(|pem| pem.expose().as_bytes()),
+            own,
+        )
         .map_err(|failure| describe(&failure))?;
     let application_id = app.spec.application_id.to_ascii_lowercase();
     client

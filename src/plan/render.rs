@@ -118,7 +118,11 @@ pub fn field_line(field: &FieldChange) -> String {
             format!("- {}: {} → (removed)", field.field, show(old))
         }
         (Some(old), Some(new)) => format!("~ {}: {} → {new}", field.field, show(old)),
-        (old, None) => format!("~ {}: {}", field.field, old.as_ref().map(show).unwrap_or_default()),
+        (old, None) => format!(
+            "~ {}: {}",
+            field.field,
+            old.as_ref().map(show).unwrap_or_default()
+        ),
     }
 }
 

@@ -126,7 +126,12 @@ pub struct Subject<'a> {
 /// The verdict for a decision taken on `facts`.
 pub fn from_decision(subject: &Subject<'_>, facts: &Facts, decision: &Decision) -> Verdict {
     let verdict = |action| {
-        let mut v = Verdict::new(subject.namespace, subject.name, Some(subject.source), action);
+        let mut v = Verdict::new(
+            subject.namespace,
+            subject.name,
+            Some(subject.source),
+            action,
+        );
         v.remote_name = Some(facts.desired.name.clone());
         v.application_id = Some(facts.application_id.clone());
         v
@@ -151,7 +156,10 @@ pub fn from_decision(subject: &Subject<'_>, facts: &Facts, decision: &Decision) 
             let mut v = verdict(Action::Adopt);
             v.remote_id = Some(remote.id.clone());
             if let Some(patch) = patch {
-                v.sends = patched_fields(patch).into_iter().map(str::to_owned).collect();
+                v.sends = patched_fields(patch)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 v.fields = fields::patch(patch, remote, subject.labels, applied);
             }
             v
@@ -159,7 +167,10 @@ pub fn from_decision(subject: &Subject<'_>, facts: &Facts, decision: &Decision) 
         Decision::Patch { remote, patch, .. } => {
             let mut v = verdict(Action::Update);
             v.remote_id = Some(remote.id.clone());
-            v.sends = patched_fields(patch).into_iter().map(str::to_owned).collect();
+            v.sends = patched_fields(patch)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             v.fields = fields::patch(patch, remote, subject.labels, applied);
             v
         }

@@ -620,7 +620,10 @@ fn plan_outputs(
         .map(|(name, _, _, spec)| integration_manifest(name, spec))
         .collect();
     docs.push(integration_manifest("too-long", too_long));
-    docs.push(integration_manifest("on-wrong", &sqs_on("app-wrong", "on wrong")));
+    docs.push(integration_manifest(
+        "on-wrong",
+        &sqs_on("app-wrong", "on wrong"),
+    ));
     let mut planned = values.credentials();
     let changed = format!("plan-{}", values.mqtt_password_rotated);
     planned[0].1 = &changed;
@@ -631,8 +634,14 @@ fn plan_outputs(
     for format in ["text", "json"] {
         let args = ["-f", input, "-n", ns.name(), "--prune", "-o", format];
         let (code, stdout, stderr) = super::plan::run_plan(&args, None);
-        assert!((0..=2).contains(&code), "plan -o {format} crashed ({code}): {stderr}");
-        assert!(stdout.contains("broker"), "plan -o {format} said nothing: {stdout}{stderr}");
+        assert!(
+            (0..=2).contains(&code),
+            "plan -o {format} crashed ({code}): {stderr}"
+        );
+        assert!(
+            stdout.contains("broker"),
+            "plan -o {format} said nothing: {stdout}{stderr}"
+        );
         outputs.push((format!("plan -o {format} stdout"), stdout));
         outputs.push((format!("plan -o {format} stderr"), stderr));
     }

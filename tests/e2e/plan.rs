@@ -89,7 +89,8 @@ fn six_types() -> Vec<(&'static str, Value)> {
     let base = |t: &str| json!({"applicationRef": {"name": "app"}, "integrationType": t});
     let reference = |key: &str| json!({"name": "creds", "key": key});
     let mut pubsub = base("googlePubSub");
-    pubsub["googlePubSubConfig"] = json!({"projectId": "p", "keyJsonSecretRef": reference("key-json")});
+    pubsub["googlePubSubConfig"] =
+        json!({"projectId": "p", "keyJsonSecretRef": reference("key-json")});
     let mut azure = base("azureEventHub");
     azure["azureEventHubConfig"] = json!({"hubName": "hub", "consumerGroup": "$Default",
         "connectionStringSecretRef": reference("connection-string")});
@@ -134,14 +135,23 @@ fn reset_stats(emulator: &EmulatorProcess) {
 /// `namespace/kind/name → resourceVersion` of everything plan may read.
 fn resource_versions(namespace: &str) -> BTreeMap<String, String> {
     let list = kubectl_json(&[
-        "get", "integrations,losantapplications,secrets", "-n", namespace, "-o", "json",
+        "get",
+        "integrations,losantapplications,secrets",
+        "-n",
+        namespace,
+        "-o",
+        "json",
     ]);
     list["items"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|o| {
-            let key = format!("{}/{}", o["kind"].as_str().unwrap_or(""), o["metadata"]["name"]);
+            let key = format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap_or(""),
+                o["metadata"]["name"]
+            );
             (key, o["metadata"]["resourceVersion"].to_string())
         })
         .collect()
@@ -177,7 +187,9 @@ fn wait_settled(namespace: &str, name: &str, verdict: &Value) {
         let Some(obj) = get_object(namespace, &kind_name) else {
             return false;
         };
-        let ready = find_condition(&obj, "Ready").cloned().unwrap_or(Value::Null);
+        let ready = find_condition(&obj, "Ready")
+            .cloned()
+            .unwrap_or(Value::Null);
         let observed = obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
         match action.as_str() {
             "create" | "update" | "adopt" | "unchanged" => observed && ready["status"] == "True",
@@ -206,10 +218,13 @@ fn expected() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("pending", "wait", Some("CreatePending")),
         ("paused", "paused", Some("Paused")),
     ];
-    out.extend(six_types().into_iter().map(|(name, _)| (name, "create", None)));
+    out.extend(
+        six_types()
+            .into_iter()
+            .map(|(name, _)| (name, "create", None)),
+    );
     out
 }
-
 
 /// Secrets, the application, the remotes found by name, and the objects the operator manages
 /// before the plan (then stopped).
@@ -222,7 +237,10 @@ fn corpus_world(ns: &TestNamespace, emulator: &EmulatorProcess) {
             ("password", PASSWORD),
             ("short", "ab"),
             ("key-json", r#"{"type":"service_account"}"#),
-            ("connection-string", "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=k"),
+            (
+                "connection-string",
+                "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=k",
+            ),
             ("access-token", PASSWORD),
             ("private-key", pem),
         ],
@@ -240,15 +258,32 @@ fn corpus_world(ns: &TestNamespace, emulator: &EmulatorProcess) {
     remote("observe-drift", "https://q/old");
     emulator.create_integration(&json!({"name": "immutable", "integrationType": "mqtt",
         "enabled": true, "mqttConfig": {"host": "h.example.com", "port": 1883, "protocol": "mqtt"}}));
-    ns.apply_ok(&object("managed-update", &mqtt("old.example.com", "creds"), Value::Null));
-    ns.apply_ok(&object("managed-same", &sqs("https://q/same-managed"), Value::Null));
-    ns.apply_ok(&object("managed-secret", &mqtt("s.example.com", "rotating"), Value::Null));
+    ns.apply_ok(&object(
+        "managed-update",
+        &mqtt("old.example.com", "creds"),
+        Value::Null,
+    ));
+    ns.apply_ok(&object(
+        "managed-same",
+        &sqs("https://q/same-managed"),
+        Value::Null,
+    ));
+    ns.apply_ok(&object(
+        "managed-secret",
+        &mqtt("s.example.com", "rotating"),
+        Value::Null,
+    ));
     let mut shared = sqs("https://q/shared");
     shared["name"] = json!("shared");
     ns.apply_ok(&object("owner-a", &shared, Value::Null));
     let operator = OperatorProcess::start(ns.name(), &["--create-grace-period", "10m"]);
     ns.register_log("operator (before the plan)", operator.log_path());
-    for name in ["managed-update", "managed-same", "managed-secret", "owner-a"] {
+    for name in [
+        "managed-update",
+        "managed-same",
+        "managed-secret",
+        "owner-a",
+    ] {
         let kind_name = format!("integration/{name}");
         wait_for_condition(ns.name(), &kind_name, "Ready", "True", TIMEOUT);
     }
@@ -277,7 +312,11 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
     let mut docs = vec![
         object("managed-update", &update, Value::Null),
         object("managed-same", &sqs("https://q/same-managed"), Value::Null),
-        object("managed-secret", &mqtt("s.example.com", "rotating"), Value::Null),
+        object(
+            "managed-secret",
+            &mqtt("s.example.com", "rotating"),
+            Value::Null,
+        ),
         object("owner-a", &shared, Value::Null),
         object("owner-b", &shared, Value::Null),
         object("adopt-same", &sqs("https://q/same"), Value::Null),
@@ -286,13 +325,28 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
         object("exists-never", &never, Value::Null),
         object("immutable", &sqs("https://q/immutable"), Value::Null),
         object("observe-drift", &observe("https://q/new"), Value::Null),
-        object("observe-missing", &observe("https://q/missing"), Value::Null),
+        object(
+            "observe-missing",
+            &observe("https://q/missing"),
+            Value::Null,
+        ),
         object("invalid", &invalid, Value::Null),
-        object("pending", &sqs("https://q/pending"),
-               json!({"losant.io/create-pending": marker.to_string()})),
-        object("paused", &sqs("https://q/paused"), json!({"losant.io/paused": "true"})),
+        object(
+            "pending",
+            &sqs("https://q/pending"),
+            json!({"losant.io/create-pending": marker.to_string()}),
+        ),
+        object(
+            "paused",
+            &sqs("https://q/paused"),
+            json!({"losant.io/paused": "true"}),
+        ),
     ];
-    docs.extend(six_types().iter().map(|(name, spec)| object(name, spec, Value::Null)));
+    docs.extend(
+        six_types()
+            .iter()
+            .map(|(name, spec)| object(name, spec, Value::Null)),
+    );
     docs
 }
 
@@ -306,12 +360,20 @@ fn check_verdicts(report: &Value) {
             assert_eq!(item["reason"], reason, "{name}: {item:#}");
         }
     }
-    assert_eq!(sorted(&items["managed-update"]["sends"]), ["enabled", "mqttConfig", "topics"]);
+    assert_eq!(
+        sorted(&items["managed-update"]["sends"]),
+        ["enabled", "mqttConfig", "topics"]
+    );
     let fields: BTreeMap<String, Value> = items["managed-update"]["fields"]
         .as_array()
         .expect("fields")
         .iter()
-        .map(|f| (f["field"].as_str().unwrap_or_default().to_owned(), f.clone()))
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap_or_default().to_owned(),
+                f.clone(),
+            )
+        })
         .collect();
     assert_eq!(fields["enabled"]["old"], true);
     assert_eq!(fields["enabled"]["new"], false);
@@ -325,12 +387,24 @@ fn check_verdicts(report: &Value) {
             .find(|f| f["field"] == "mqttConfig.password")
             .map(|f| f["secret"].clone())
     };
-    assert_eq!(secret("managed-update"), Some(json!({"name": "creds", "key": "password", "changed": false})));
-    assert_eq!(secret("managed-secret"), Some(json!({"name": "rotating", "key": "password", "changed": true})));
+    assert_eq!(
+        secret("managed-update"),
+        Some(json!({"name": "creds", "key": "password", "changed": false}))
+    );
+    assert_eq!(
+        secret("managed-secret"),
+        Some(json!({"name": "rotating", "key": "password", "changed": true}))
+    );
     assert_eq!(sorted(&items["managed-secret"]["sends"]), ["mqttConfig"]);
-    assert!(items["adopt-same"]["sends"].is_null(), "adopting an equal remote sends nothing");
+    assert!(
+        items["adopt-same"]["sends"].is_null(),
+        "adopting an equal remote sends nothing"
+    );
     assert_eq!(sorted(&items["adopt-patch"]["sends"]), ["sqsConfig"]);
-    assert_eq!(items["observe-drift"]["fields"][0]["field"], "sqsConfig.queueUrl");
+    assert_eq!(
+        items["observe-drift"]["fields"][0]["field"],
+        "sqsConfig.queueUrl"
+    );
     assert_eq!(report["changes"], true);
 }
 
@@ -354,13 +428,27 @@ fn plan_equals_what_the_operator_then_does() {
     assert_eq!(text_code, 1);
     let stats = emulator.stats();
     assert_eq!(writes(&stats), 0, "plan wrote to Losant: {stats:#}");
-    assert_eq!(count(&stats, "GET", COLLECTION), 2, "one list per run (two runs): {stats:#}");
+    assert_eq!(
+        count(&stats, "GET", COLLECTION),
+        2,
+        "one list per run (two runs): {stats:#}"
+    );
     assert_eq!(count(&stats, "GET", ITEM), 0, "{stats:#}");
-    assert_eq!(resource_versions(ns.name()), before, "plan changed the cluster");
+    assert_eq!(
+        resource_versions(ns.name()),
+        before,
+        "plan changed the cluster"
+    );
     for output in [&json_out, &text, &stderr] {
-        assert!(!output.contains(PASSWORD) && !output.contains(ROTATED), "a secret leaked:\n{output}");
+        assert!(
+            !output.contains(PASSWORD) && !output.contains(ROTATED),
+            "a secret leaked:\n{output}"
+        );
     }
-    assert!(text.contains("~ mqttConfig.password: (secret from rotating/password: changed)"), "{text}");
+    assert!(
+        text.contains("~ mqttConfig.password: (secret from rotating/password: changed)"),
+        "{text}"
+    );
     assert!(text.contains("~ enabled: true → false"), "{text}");
     let report: Value = serde_json::from_str(&json_out).expect("JSON");
     check_verdicts(&report);
@@ -404,21 +492,36 @@ fn compare_with_operator(namespace: &str, planned: &BTreeMap<String, Value>, sta
             }
             "update" | "adopt" if !sends.is_empty() => {
                 expected_patches += 1;
-                assert_eq!(id.as_ref(), verdict["remoteId"].as_str().map(str::to_owned).as_ref(), "{name}");
+                assert_eq!(
+                    id.as_ref(),
+                    verdict["remoteId"].as_str().map(str::to_owned).as_ref(),
+                    "{name}"
+                );
                 assert_eq!(sent.len(), 1, "{name}: one PATCH: {sent:?}");
                 assert_eq!(sent[0]["method"], "PATCH", "{name}");
                 assert_eq!(fields[0], sends, "{name}: the PATCH's fields");
             }
             "update" | "adopt" | "unchanged" | "observe" => {
-                assert_eq!(id.as_deref(), verdict["remoteId"].as_str(), "{name}: the same remote");
+                assert_eq!(
+                    id.as_deref(),
+                    verdict["remoteId"].as_str(),
+                    "{name}: the same remote"
+                );
                 assert!(sent.is_empty(), "{name}: no write was planned: {sent:?}");
             }
-            _ => assert!(sent.is_empty(), "{name}: refused, waiting or paused: {sent:?}"),
+            _ => assert!(
+                sent.is_empty(),
+                "{name}: refused, waiting or paused: {sent:?}"
+            ),
         }
     }
     let posts = log.iter().filter(|w| w["method"] == "POST").count();
     let patches = log.iter().filter(|w| w["method"] == "PATCH").count();
-    assert_eq!((posts, patches), (expected_posts, expected_patches), "{log:#?}");
+    assert_eq!(
+        (posts, patches),
+        (expected_posts, expected_patches),
+        "{log:#?}"
+    );
     assert_eq!(count(stats, "DELETE", ITEM), 0);
 }
 
@@ -432,8 +535,19 @@ fn prune(namespace: &str, input: &str) {
         .map(str::to_owned)
         .collect();
     let pruned = write_input("pruned.yaml", &kept);
-    let args = ["-f", pruned.to_str().expect("a path"), "-n", namespace, "--prune", "-o", "json"];
-    let (code, out, stderr) = run_plan(&[&args[..], &["--create-grace-period", "10m"]].concat(), None);
+    let args = [
+        "-f",
+        pruned.to_str().expect("a path"),
+        "-n",
+        namespace,
+        "--prune",
+        "-o",
+        "json",
+    ];
+    let (code, out, stderr) = run_plan(
+        &[&args[..], &["--create-grace-period", "10m"]].concat(),
+        None,
+    );
     assert_eq!(code, 1, "{stderr}");
     let report: Value = serde_json::from_str(&out).expect("JSON");
     let items = items(&report);
@@ -459,22 +573,55 @@ fn plan_reads_past_1000_remotes_one_list_per_page() {
     }
     reset_stats(&emulator);
     let docs = vec![
-        object("last", &{ let mut s = sqs("https://q/1004"); s["name"] = json!("seed-1004"); s }, Value::Null),
-        object("first", &{ let mut s = sqs("https://q/changed"); s["name"] = json!("seed-0000"); s }, Value::Null),
+        object(
+            "last",
+            &{
+                let mut s = sqs("https://q/1004");
+                s["name"] = json!("seed-1004");
+                s
+            },
+            Value::Null,
+        ),
+        object(
+            "first",
+            &{
+                let mut s = sqs("https://q/changed");
+                s["name"] = json!("seed-0000");
+                s
+            },
+            Value::Null,
+        ),
         object("fresh", &sqs("https://q/fresh"), Value::Null),
     ];
     let input = write_input("pages.yaml", &docs);
-    let (code, out, stderr) = run_plan(&["-f", input.to_str().expect("a path"), "-n", ns.name(), "-o", "json"], None);
+    let (code, out, stderr) = run_plan(
+        &[
+            "-f",
+            input.to_str().expect("a path"),
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+        ],
+        None,
+    );
     assert_eq!(code, 1, "{stderr}");
     let report: Value = serde_json::from_str(&out).expect("JSON");
     let items = items(&report);
-    assert_eq!(items["last"]["action"], "adopt", "on the second page: {out}");
+    assert_eq!(
+        items["last"]["action"], "adopt",
+        "on the second page: {out}"
+    );
     assert!(items["last"]["sends"].is_null(), "{out}");
     assert_eq!(items["first"]["action"], "adopt");
     assert_eq!(sorted(&items["first"]["sends"]), ["sqsConfig"]);
     assert_eq!(items["fresh"]["action"], "create");
     let stats = emulator.stats();
-    assert_eq!(count(&stats, "GET", COLLECTION), 2, "two pages of 1,000, read once: {stats:#}");
+    assert_eq!(
+        count(&stats, "GET", COLLECTION),
+        2,
+        "two pages of 1,000, read once: {stats:#}"
+    );
     assert_eq!(writes(&stats), 0);
 }
 
@@ -482,13 +629,20 @@ fn plan_reads_past_1000_remotes_one_list_per_page() {
 fn plan_names_the_bad_file_and_document() {
     require_cluster!();
     let good = object("good", &sqs("https://q/good"), Value::Null);
-    let broken = object("broken", &json!({"applicationRef": {"name": "app"}, "integrationType": "telegraph"}), Value::Null);
+    let broken = object(
+        "broken",
+        &json!({"applicationRef": {"name": "app"}, "integrationType": "telegraph"}),
+        Value::Null,
+    );
     let input = write_input("bad.yaml", &[good.clone(), broken]);
     let path = input.to_str().expect("a path");
     let (code, out, stderr) = run_plan(&["-f", path], None);
     assert_eq!(code, 2, "{out}{stderr}");
     assert!(out.is_empty(), "no report for bad input: {out}");
-    assert!(stderr.contains(&format!("{path}: document 2 (Integration/broken): ")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: document 2 (Integration/broken): ")),
+        "{stderr}"
+    );
     let (code, _, stderr) = run_plan(&["-f", "-"], Some(&format!("{good}\n---\nkind: [\n")));
     assert_eq!(code, 2);
     assert!(stderr.contains("-: document 2: not valid YAML"), "{stderr}");

@@ -22,9 +22,7 @@ use super::super::outcome::{Failure, LosantCall};
 use super::super::{owners, status};
 use super::report::{self, Note};
 use super::{Stop, announce, key, record};
-use crate::crd::{
-    DeletionPolicy, Integration, IntegrationStatus, LosantApplication, ManagementPolicy, Origin,
-};
+use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, LosantApplication};
 use crate::losant;
 use crate::sync::conditions::{self, Health};
 use crate::sync::locate;
@@ -222,27 +220,13 @@ async fn delete(
 struct Doomed {
     id: String,
     application_id: String,
-    origin: Option<Origin>,
 }
 
-/// The remote recorded, whatever its application: from the annotations, which are written
-/// before status and so are never older than it; else from status.
+/// The remote recorded, whatever its application (see [`crate::sync::record::managed`]).
 fn recorded(obj: &Integration, previous: &IntegrationStatus) -> Option<Doomed> {
-    if let Some(annotated) = record::annotated(obj) {
-        return Some(Doomed {
-            id: annotated.id,
-            application_id: annotated.application_id,
-            origin: annotated.origin,
-        });
-    }
-    let (id, application_id) = previous
-        .integration_id
-        .clone()
-        .zip(previous.application_id.clone())?;
-    Some(Doomed {
-        id,
-        application_id: application_id.to_string(),
-        origin: previous.origin,
+    crate::sync::record::managed(obj, previous).map(|managed| Doomed {
+        id: managed.id,
+        application_id: managed.application_id,
     })
 }
 
@@ -283,7 +267,7 @@ async fn find_pending(
         .await
         .map_err(|e| Failure::losant(LosantCall::FindByName, &e))?;
     match matches.as_slice() {
-        [one] => Ok(Some(Doomed { id: one.id.clone(), application_id, origin: Some(Origin::Created) })),
+        [one] => Ok(Some(Doomed { id: one.id.clone(), application_id })),
         [] if pending.age(now) < ctx.settings.create_grace_period => {
             Err(Failure::transient(Reason::Deleting, "a create may still show up in Losant's lists; waiting for it before letting go").into())
         }

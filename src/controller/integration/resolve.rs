@@ -32,9 +32,9 @@ use crate::crd::{Integration, IntegrationStatus, LosantApplication};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions;
 use crate::sync::decide::{self, Facts, Found, Pending};
-use crate::sync::record as sync_record;
 use crate::sync::desired::{self, Desired};
 use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
+use crate::sync::record as sync_record;
 
 /// Where the spec points and what it asks for: the first half of reading.
 pub(super) struct Place {

@@ -26,8 +26,20 @@ fn spec() -> IntegrationSpec {
 
 fn desired() -> Desired {
     let mut values = SecretValues::new();
-    values.insert(SecretKeyRef { name: "ws".into(), key: "password".into() }, PASSWORD.into());
-    values.insert(SecretKeyRef { name: "hdr".into(), key: "auth".into() }, HEADER.into());
+    values.insert(
+        SecretKeyRef {
+            name: "ws".into(),
+            key: "password".into(),
+        },
+        PASSWORD.into(),
+    );
+    values.insert(
+        SecretKeyRef {
+            name: "hdr".into(),
+            key: "auth".into(),
+        },
+        HEADER.into(),
+    );
     desired::desired(&spec(), "feed", &values).unwrap()
 }
 
@@ -57,14 +69,26 @@ fn a_create_lists_every_field_and_labels_secrets() {
     no_secret_values(&rows);
     let field = |name: &str| rows.iter().find(|r| r.field == name).cloned();
     assert_eq!(field("name").unwrap().new, Some(json!("feed")));
-    assert_eq!(field("websocketConfig.url").unwrap().new, Some(json!("wss://example.test/feed")));
+    assert_eq!(
+        field("websocketConfig.url").unwrap().new,
+        Some(json!("wss://example.test/feed"))
+    );
     let password = field("websocketConfig.password").unwrap().secret.unwrap();
     assert_eq!(password.to_string(), "(secret from ws/password: changed)");
-    let header = field("websocketConfig.headers.1.headerValue").unwrap().secret.unwrap();
+    let header = field("websocketConfig.headers.1.headerValue")
+        .unwrap()
+        .secret
+        .unwrap();
     assert_eq!(header.to_string(), "(secret from hdr/auth: unchanged)");
     let headers = field("websocketConfig.headers").unwrap().new.unwrap();
-    assert_eq!(headers[0]["headerValue"], "plain", "an inline value is no secret");
-    assert_eq!(headers[1]["headerValue"], "(secret from hdr/auth: unchanged)");
+    assert_eq!(
+        headers[0]["headerValue"], "plain",
+        "an inline value is no secret"
+    );
+    assert_eq!(
+        headers[1]["headerValue"],
+        "(secret from hdr/auth: unchanged)"
+    );
 }
 
 #[test]
@@ -73,7 +97,7 @@ fn a_patch_shows_old_and_new_and_hides_what_losant_echoes() {
         "url": "wss://old.test/feed",
         "username": "bot",
         "password": PASSWORD,
-        "clientId": "left-by-the-last-write",
+        "certificate": "left-by-the-last-write",
         "headers": [
             {"headerKey": "X-Plain", "headerValue": "plain"},
             {"headerKey": "Authorization", "headerValue": HEADER}
@@ -85,7 +109,7 @@ fn a_patch_shows_old_and_new_and_hides_what_losant_echoes() {
         config: desired.config.clone(),
         ..IntegrationPatch::default()
     };
-    let applied: Vec<Word> = vec!["websocketConfig.clientId".into()];
+    let applied: Vec<Word> = vec!["websocketConfig.certificate".into()];
     let rows = patch(&patch_body, &echoed, &labels(), &applied);
     no_secret_values(&rows);
     let fields: Vec<&str> = rows.iter().map(|r| r.field.as_str()).collect();
@@ -94,7 +118,7 @@ fn a_patch_shows_old_and_new_and_hides_what_losant_echoes() {
         vec![
             "name",
             "websocketConfig.url",
-            "websocketConfig.clientId",
+            "websocketConfig.certificate",
             "websocketConfig.headers.1.headerValue",
             "websocketConfig.password",
         ],
@@ -102,12 +126,17 @@ fn a_patch_shows_old_and_new_and_hides_what_losant_echoes() {
     );
     assert_eq!(rows[0].old, Some(json!("old-feed")));
     assert_eq!(rows[1].old, Some(json!("wss://old.test/feed")));
-    assert_eq!(rows[2].new, Some(serde_json::Value::Null), "dropped from the spec: cleared");
+    assert_eq!(
+        rows[2].new,
+        Some(serde_json::Value::Null),
+        "dropped from the spec: cleared"
+    );
 }
 
 #[test]
 fn drift_lists_only_the_drifted_fields_and_no_secret() {
-    let echoed = remote(json!({"url": "wss://old.test/feed", "username": "bot", "password": PASSWORD}));
+    let echoed =
+        remote(json!({"url": "wss://old.test/feed", "username": "bot", "password": PASSWORD}));
     let rows = drift(&["name", "websocketConfig"], &desired(), &echoed);
     no_secret_values(&rows);
     assert!(rows.iter().all(|r| r.secret.is_none()));

@@ -50,7 +50,10 @@ fn a_stream_holds_every_kind_plan_reads_and_skips_others() {
 fn bad_yaml_names_the_file_and_the_document() {
     let text = format!("{INTEGRATION}---\nkind: [unclosed\n");
     let error = parse("bad.yaml", &text).unwrap_err().to_string();
-    assert!(error.starts_with("bad.yaml: document 2: not valid YAML at line 1"), "{error}");
+    assert!(
+        error.starts_with("bad.yaml: document 2: not valid YAML at line 1"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -64,9 +67,17 @@ fn an_object_that_does_not_decode_names_its_kind_and_name() {
     );
     let nameless = "apiVersion: losant.io/v1alpha1\nkind: Integration\nspec: {}\n";
     let message = parse("y.yaml", nameless).unwrap_err().to_string();
-    assert!(message.contains("document 1 (Integration/<no name>): metadata.name is required"), "{message}");
-    let no_kind = parse("z.yaml", "metadata: {name: a}\n").unwrap_err().to_string();
-    assert!(no_kind.contains("apiVersion and kind are required"), "{no_kind}");
+    assert!(
+        message.contains("document 1 (Integration/<no name>): metadata.name is required"),
+        "{message}"
+    );
+    let no_kind = parse("z.yaml", "metadata: {name: a}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        no_kind.contains("apiVersion and kind are required"),
+        "{no_kind}"
+    );
     let scalar = parse("s.yaml", "just text\n").unwrap_err().to_string();
     assert!(scalar.contains("document 1: not an object"), "{scalar}");
     let version = INTEGRATION.replace("v1alpha1", "v9");
@@ -90,19 +101,40 @@ fn files_directories_and_stdin_are_read_in_order() {
     std::fs::write(dir.join("b.yaml"), INTEGRATION).unwrap();
     std::fs::write(dir.join("a.yml"), SECRET).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a manifest").unwrap();
-    std::fs::write(nested.join("c.yaml"), INTEGRATION.replace("queue", "deep")).unwrap();
+    std::fs::write(
+        nested.join("c.yaml"),
+        INTEGRATION.replace("name: queue", "name: deep"),
+    )
+    .unwrap();
     let path = dir.display().to_string();
-    let mut stdin = INTEGRATION.replace("queue", "piped");
+    let mut stdin = INTEGRATION.replace("name: queue", "name: piped");
     let mut reader = stdin.as_bytes();
     let flat = load(&[path.clone(), "-".into()], false, &mut reader).unwrap();
-    let names: Vec<&str> = flat.integrations.iter().map(|s| s.object.remote_name()).collect();
+    let names: Vec<&str> = flat
+        .integrations
+        .iter()
+        .map(|s| s.object.remote_name())
+        .collect();
     assert_eq!(names, vec!["queue", "piped"]);
     assert_eq!(flat.secrets.len(), 1);
     stdin.clear();
     let deep = load(&[path], true, &mut stdin.as_bytes()).unwrap();
-    let names: Vec<&str> = deep.integrations.iter().map(|s| s.object.remote_name()).collect();
+    let names: Vec<&str> = deep
+        .integrations
+        .iter()
+        .map(|s| s.object.remote_name())
+        .collect();
     assert_eq!(names, vec!["queue", "deep"]);
-    let missing = load(&["/nonexistent/plan.yaml".into()], false, &mut stdin.as_bytes());
-    assert!(missing.unwrap_err().to_string().starts_with("/nonexistent/plan.yaml: "));
+    let missing = load(
+        &["/nonexistent/plan.yaml".into()],
+        false,
+        &mut stdin.as_bytes(),
+    );
+    assert!(
+        missing
+            .unwrap_err()
+            .to_string()
+            .starts_with("/nonexistent/plan.yaml: ")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
