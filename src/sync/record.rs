@@ -141,8 +141,10 @@ pub fn deletion_policy(
     locate::effective_deletion_policy(obj.spec.deletion_policy, origin)
 }
 
-/// Whether the Secret values must be sent again: the place moved since the last write (status
-/// is about another application or API URL), or a referenced Secret's `resourceVersion` changed.
+/// Whether the Secret values must be sent again: the spec references Secrets and the place
+/// moved since the last write (status is about another application or API URL, or there was
+/// no write), or the referenced Secrets' `resourceVersion`s changed. A spec without Secret
+/// references has nothing that cannot be compared, so adopting an equal remote sends nothing.
 pub fn secrets_changed(
     previous: &IntegrationStatus,
     application_id: &str,
@@ -151,7 +153,8 @@ pub fn secrets_changed(
 ) -> bool {
     let is_where = previous.application_id.as_deref() == Some(application_id)
         && previous.api_url.as_deref() == Some(api_url);
-    !is_where || previous.applied_secret_versions != *secret_versions
+    (!is_where && !secret_versions.is_empty())
+        || previous.applied_secret_versions != *secret_versions
 }
 
 /// Where the object's spec points and what it asks for, as resolved.

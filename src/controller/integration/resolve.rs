@@ -119,6 +119,7 @@ pub(super) async fn remote(
         &place.api_url,
         &place.secret_versions,
     );
+    let moved = !place.is_where(previous);
     let Place {
         desired,
         secret_versions,
@@ -141,6 +142,7 @@ pub(super) async fn remote(
                         id,
                         name: &desired.name,
                         unchanged: !fresh
+                            && !moved
                             && !secrets_changed
                             && obj.metadata.generation == previous.observed_generation
                             && conditions::is_ready(&previous.conditions),
