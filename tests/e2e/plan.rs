@@ -57,7 +57,15 @@ pub fn write_input(name: &str, documents: &[String]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("plan-e2e-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let path = dir.join(name);
-    std::fs::write(&path, documents.join("\n---\n")).expect("input written");
+    // As YAML (kubectl reads a file that starts with `{` as one JSON object).
+    let yaml: Vec<String> = documents
+        .iter()
+        .map(|doc| match serde_json::from_str::<Value>(doc) {
+            Ok(value) => serde_saphyr::to_string(&value).expect("YAML"),
+            Err(_) => doc.clone(),
+        })
+        .collect();
+    std::fs::write(&path, yaml.join("---\n")).expect("input written");
     path
 }
 
@@ -455,7 +463,7 @@ fn plan_equals_what_the_operator_then_does() {
 
     // Now the operator: it must do exactly what the plan said.
     reset_stats(&emulator);
-    ns.apply_ok(&std::fs::read_to_string(input).expect("the input"));
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", input]);
     let operator = OperatorProcess::start(ns.name(), &["--create-grace-period", "10m"]);
     ns.register_log("operator", operator.log_path());
     let planned = items(&report);
@@ -530,8 +538,10 @@ fn compare_with_operator(namespace: &str, planned: &BTreeMap<String, Value>, sta
 fn prune(namespace: &str, input: &str) {
     let text = std::fs::read_to_string(input).expect("the input");
     let kept: Vec<String> = text
-        .split("\n---\n")
-        .filter(|doc| !doc.contains("\"managed-update\"") && !doc.contains("\"adopt-same\""))
+        .split("---\n")
+        .filter(|doc| {
+            !doc.contains("name: managed-update\n") && !doc.contains("name: adopt-same\n")
+        })
         .map(str::to_owned)
         .collect();
     let pruned = write_input("pruned.yaml", &kept);
