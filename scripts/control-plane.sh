@@ -8,8 +8,11 @@
 # Usage: scripts/control-plane.sh up [--node]|down|env|status|stop|start|compact|load-image IMAGE...
 #   up      start everything (or reuse a running instance) and print `export KUBECONFIG=...`;
 #           with --node, also the scheduler and the nodes (the API server then runs the Node
-#           authorizer, NodeRestriction and ServiceAccount admission, and an audit log in
-#           logs/audit.log), waiting until both nodes are Ready
+#           authorizer, NodeRestriction and ServiceAccount admission), waiting until both nodes
+#           are Ready. Either way the API server writes an audit log, logs/audit.log (Secrets
+#           with request and response bodies, everything else metadata only), and the
+#           kubeconfig has a second context, losant-operator-e2e, for the operators the tests
+#           run (a user of its own, so the audit log can tell their requests apart)
 #   down    stop the processes this script started (by recorded pid), drop etcd's data, and undo
 #           every host change the nodes made (containers, mounts, cgroups, sysctls, paths)
 #   env     print the `export KUBECONFIG=...` line
@@ -104,7 +107,8 @@ api_get() {
 
 etcd_url() { echo "http://127.0.0.1:$etcd_port"; }
 
-token() { cut -d, -f1 "$dir/pki/tokens.csv"; }
+# The token of user $1 (default: the admin).
+token() { awk -F, -v user="${1:-losant-admin}" '$2 == user { print $1 }' "$dir/pki/tokens.csv"; }
 
 want_kcm() { [[ ${LOSANT_CP_NO_KCM:-} != 1 ]]; }
 
@@ -178,7 +182,33 @@ EXT
   )
 }
 
-# A kubeconfig at $1 for the API server on port $2, as the admin.
+# The operators the tests start authenticate as their own user (with an admin's rights), so the
+# audit log can tell their requests from the tests' own. Added to an older PKI too.
+add_operator_token() {
+  grep -q ',losant-operator-e2e,' "$dir/pki/tokens.csv" && return 0
+  echo "$(openssl rand -hex 24),losant-operator-e2e,losant-operator-e2e,system:masters" \
+    >>"$dir/pki/tokens.csv"
+}
+
+# Every request is audited, so tests can say who did what: Secrets with the request and response
+# bodies (what a patch changed, whether a read returned data), everything else at Metadata level.
+# The RequestReceived stage repeats what ResponseComplete says and is left out.
+write_audit_policy() {
+  cat >"$dir/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: RequestResponse
+  resources:
+  - group: ""
+    resources: [secrets]
+- level: Metadata
+EOF
+}
+
+# A kubeconfig at $1 for the API server on port $2, as the admin (and a context for the
+# operators the tests start).
 write_kubeconfig() {
   local file=$1 server_port=$2
   cat >"$file.tmp" <<EOF
@@ -193,11 +223,18 @@ users:
 - name: losant-admin
   user:
     token: $(token)
+- name: losant-operator-e2e
+  user:
+    token: $(token losant-operator-e2e)
 contexts:
 - name: losant-operator-test
   context:
     cluster: losant-operator-test
     user: losant-admin
+- name: losant-operator-e2e
+  context:
+    cluster: losant-operator-test
+    user: losant-operator-e2e
 current-context: losant-operator-test
 EOF
   mv "$file.tmp" "$file"
@@ -261,7 +298,7 @@ component_command() {
   esac
 }
 
-# kube-apiserver on port $2 with its audit log (nodes only) at $3, plus any further flags.
+# kube-apiserver on port $2 with its audit log at $3, plus any further flags.
 # Without nodes, ServiceAccount admission is off so Pods can be created before the token
 # controller has made the default ServiceAccount. The service CIDR is never routed: nothing
 # connects to it.
@@ -270,23 +307,24 @@ apiserver_command() {
   shift 3
   local mode_flags=(--authorization-mode=RBAC --disable-admission-plugins=ServiceAccount)
   if node_wanted; then
-    # Pods get their ServiceAccount token mounted (ServiceAccount admission), kubelets are
-    # confined to their own node (Node authorizer, NodeRestriction), and every request is
-    # audited at Metadata level, so tests can say who did what.
+    # Pods get their ServiceAccount token mounted (ServiceAccount admission) and kubelets are
+    # confined to their own node (Node authorizer, NodeRestriction).
     mode_flags=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
       --kubelet-client-certificate="$dir/pki/apiserver-kubelet-client.crt"
       --kubelet-client-key="$dir/pki/apiserver-kubelet-client.key"
-      --kubelet-preferred-address-types=InternalIP,Hostname
-      --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$audit_log"
-      --audit-log-maxsize=200)
+      --kubelet-preferred-address-types=InternalIP,Hostname)
   fi
+  # The audit log holds Secret data (the tests' throwaway values), so it stays in this
+  # test-only directory; 50 MB files (an e2e run writes about 35 MB), two old ones kept.
+  local audit_flags=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$audit_log"
+    --audit-log-maxsize=50 --audit-log-maxbackup=2)
   cmdline=("$bin/kube-apiserver"
     --etcd-servers="$(etcd_url)"
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1
     --secure-port="$secure_port" --insecure-port=0
     --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key"
     --client-ca-file="$dir/pki/ca.crt" --token-auth-file="$dir/pki/tokens.csv"
-    "${mode_flags[@]}"
+    "${mode_flags[@]}" "${audit_flags[@]}"
     --service-account-issuer=https://kubernetes.default.svc
     --service-account-key-file="$dir/pki/sa.pub"
     --service-account-signing-key-file="$dir/pki/sa.key"
@@ -380,13 +418,14 @@ up() {
   rm -rf "$dir/logs"
   mkdir -p "$dir/logs"
   make_pki
+  add_operator_token
   write_kubeconfig "$kubeconfig" "$port"
+  write_audit_policy
   # `start` runs the same binaries.
   echo "$bin" >"$dir/bin"
   if [[ -n $with_node ]]; then
     touch "$dir/node-mode"
     make_node_pki
-    printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n' >"$dir/audit-policy.yaml"
   fi
   local name
   for name in etcd apiserver; do
@@ -412,6 +451,8 @@ start_one() {
     log "etcd has no data in $dir/etcd-data (the control plane is down); run '$0 up'"
     exit 1
   fi
+  # A control plane `up` made before every API server had an audit log has no policy yet.
+  [[ -f $dir/audit-policy.yaml ]] || write_audit_policy
   local cmdline
   component_command "$name" # refuses an unknown name
   if live_pid "$name" >/dev/null; then

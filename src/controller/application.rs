@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ResourceExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource};
@@ -163,9 +164,9 @@ async fn verify(
     )
 }
 
-/// Keeps the in-use finalizers of the application and its token Secret in step with whether any
-/// Integration references the application. Returns true when the application is being deleted
-/// and was released.
+/// Keeps the in-use finalizers of the application and its token and CA bundle Secrets in step
+/// with whether any Integration references the application. Returns true when the application
+/// is being deleted and was released.
 async fn manage_in_use(
     app: &LosantApplication,
     namespace: &str,
@@ -192,7 +193,9 @@ async fn manage_in_use(
         .filter(|a| !(deleting && !used && a.name_any() == app.name_any()))
         .collect();
     // The Secrets first: once the application's own finalizer is gone, nothing would revisit them.
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.kube.clone(), namespace);
+    // Through the metadata API: a finalizer needs no Secret data, so neither the read nor the
+    // patch's answer carries any.
+    let secrets_api: Api<PartialObjectMeta<Secret>> = Api::namespaced(ctx.kube.clone(), namespace);
     let mut guarded = vec![&app.spec.token_secret_ref.name];
     guarded.extend(app.spec.ca_bundle_secret_ref.as_ref().map(|r| &r.name));
     for secret_name in guarded {

@@ -19,15 +19,42 @@ impl crate::ops::lean::DecodeLean for Integration {
         })
     }
 
-    fn undecodable(metadata: ObjectMeta) -> Option<Self> {
-        // Placeholders only: a stand-in is reported and never reconciled (see `undecodable`).
-        let spec = serde_json::json!({"applicationRef": {"name": ""}, "integrationType": "mqtt"});
+    fn undecodable(metadata: ObjectMeta, raw: &str) -> Option<Self> {
+        // Placeholders: a stand-in is reported and never reconciled (see `undecodable`). Only
+        // the application it names is kept when it still reads, so the application and its
+        // token Secret stay in use (their in-use finalizers hold) until the object is fixed or
+        // gone: its remote may still need deleting with that token.
+        let spec = serde_json::json!({
+            "applicationRef": {"name": application_named(raw)},
+            "integrationType": "mqtt"
+        });
         Some(Integration {
             metadata,
             spec: serde_json::from_value(spec).ok()?,
             status: None,
         })
     }
+}
+
+/// `spec.applicationRef.name` of an Integration's JSON, however the rest reads ("" if it does
+/// not).
+fn application_named(raw: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Object {
+        spec: Spec,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        application_ref: Ref,
+    }
+    #[derive(serde::Deserialize)]
+    struct Ref {
+        name: String,
+    }
+    serde_json::from_str::<Object>(raw)
+        .map(|object| object.spec.application_ref.name)
+        .unwrap_or_default()
 }
 
 impl crate::ops::lean::DecodeLean for LosantApplication {
@@ -42,7 +69,7 @@ impl crate::ops::lean::DecodeLean for LosantApplication {
         })
     }
 
-    fn undecodable(metadata: ObjectMeta) -> Option<Self> {
+    fn undecodable(metadata: ObjectMeta, _raw: &str) -> Option<Self> {
         let spec =
             serde_json::json!({"applicationId": "", "tokenSecretRef": {"name": "", "key": ""}});
         Some(LosantApplication {
@@ -145,6 +172,10 @@ mod tests {
             "its metadata is kept"
         );
         assert_eq!(bad.0.finalizers(), ["losant.io/integration"]);
+        assert_eq!(
+            bad.0.spec.application_ref.name, "app",
+            "the application it names is kept, so it stays in use"
+        );
         assert_eq!(
             ready_reason(&bad.0, None).as_deref(),
             Some("Undecodable"),

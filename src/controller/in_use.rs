@@ -1,8 +1,10 @@
 //! In-use finalizers: while any `Integration` references a `LosantApplication`, the application
-//! and its token Secret carry the `losant.io/in-use` finalizer, so deleting a namespace (or
-//! `kubectl delete -f examples/`, or an Argo CD prune) that removes everything at once still lets
-//! every Integration delete its remote integration with that token. The finalizers go when the
-//! last referencing Integration is gone.
+//! and its token (and CA bundle) Secret carry the `losant.io/in-use` finalizer, so deleting a
+//! namespace (or `kubectl delete -f examples/`, or an Argo CD prune) that removes everything at
+//! once still lets every Integration delete its remote integration with that token. The
+//! finalizers go when the last referencing Integration is gone. Secrets are given here as
+//! metadata-only `Api`s: the finalizer is the only thing the operator ever writes to a Secret,
+//! and it needs none of its data (`e2e::audit` checks both in the API server's audit log).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -18,7 +20,7 @@ use super::error::Error;
 use super::status::FIELD_MANAGER;
 use crate::crd::{Integration, LosantApplication};
 
-/// The finalizer on applications and token Secrets in use.
+/// The finalizer on applications and their token and CA bundle Secrets in use.
 pub const IN_USE_FINALIZER: &str = "losant.io/in-use";
 
 /// How many Integrations (in the caches) reference the application `name` in `namespace`.

@@ -28,6 +28,8 @@ pub mod undecodable;
 
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod secret_watch_tests;
 
 use std::sync::Arc;
 

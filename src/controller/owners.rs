@@ -8,7 +8,7 @@ use kube::Api;
 use kube::api::ResourceExt;
 
 use super::error::Error;
-use crate::crd::{Integration, LosantApplication};
+use crate::crd::{Integration, LosantApplication, ManagementPolicy};
 use crate::sync::owners::{Claim, OwnerIndex, Rival, Seniority};
 
 /// The shared index.
@@ -120,7 +120,11 @@ impl Owners {
     /// yet in this process.
     pub fn load(&self, objects: &[Arc<Integration>], apps: &[Arc<LosantApplication>]) {
         let mut index = self.lock();
-        for obj in objects {
+        // Observers claim nothing (see `integration::resolve`).
+        let managed = objects
+            .iter()
+            .filter(|obj| obj.spec.management_policy != ManagementPolicy::ObserveOnly);
+        for obj in managed {
             let app = apps.iter().find(|a| {
                 a.namespace() == obj.namespace() && a.name_any() == obj.spec.application_ref.name
             });

@@ -32,8 +32,9 @@ pub trait DecodeLean: Sized {
 
     /// A stand-in for an object whose metadata reads but whose spec or status does not (stored
     /// before a schema tightened, or by a newer version): `metadata` (carrying [`UNDECODABLE`])
-    /// and placeholders. `None`: the kind has none, and the decoding error stands.
-    fn undecodable(_metadata: ObjectMeta) -> Option<Self> {
+    /// and placeholders, or what can still be read from the object's JSON, `raw`. `None`: the
+    /// kind has none, and the decoding error stands.
+    fn undecodable(_metadata: ObjectMeta, _raw: &str) -> Option<Self> {
         None
     }
 }
@@ -67,7 +68,7 @@ impl<'de, K: DecodeLean> Deserialize<'de> for Lean<K> {
             .annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(UNDECODABLE.to_owned(), why);
-        K::undecodable(metadata)
+        K::undecodable(metadata, raw.get())
             .map(Lean)
             .ok_or_else(|| D::Error::custom(error))
     }

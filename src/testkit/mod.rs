@@ -21,9 +21,13 @@
 //! [`OperatorProcess::builder`]), [`apply_crds`], [`create_namespace`], [`local_api_server_url`]
 //! and [`EmulatorProcess::try_request`] return errors instead, for other programs.
 //!
+//! The operators run as a user of their own ([`audit::OPERATOR_USER`]), so the API server's
+//! audit log tells their requests from the tests' own ([`audit`]).
+//!
 //! Environment knobs: `LOSANT_E2E_KEEP=1` keeps test namespaces instead of deleting them;
 //! `LOSANT_OPERATOR_BIN` runs another operator binary (e.g. the release build).
 
+pub mod audit;
 pub mod binaries;
 pub mod cluster;
 pub mod control_plane;
@@ -40,6 +44,7 @@ pub mod temp_dir;
 pub mod wait;
 
 pub use crate::{require_cluster, require_helm, require_nodes};
+pub use audit::{OPERATOR_USER, audit_events_since, operator_kubeconfig, received_at};
 pub use binaries::{emulator_binary, operator_binary, profile_dir};
 pub use cluster::{
     CRD_NAMES, api_server_url, apply_crds, cluster_ready, e2e_enabled, install_crds,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::audit::operator_kubeconfig;
 use super::binaries::operator_binary;
 use super::logs::{new_log_path, read_lossy, tail};
 use super::namespace::{register_log, register_operator};
@@ -64,7 +65,8 @@ impl OperatorBuilder {
         self
     }
 
-    /// An environment variable of the process.
+    /// An environment variable of the process. Without a `KUBECONFIG` of the caller's, the
+    /// operator runs as [`OPERATOR_USER`](super::audit::OPERATOR_USER) ([`operator_kubeconfig`]).
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.envs.push((name.into(), value.into()));
         self
@@ -95,6 +97,11 @@ impl OperatorBuilder {
         }
         args.extend(self.args);
         let mut envs = self.envs;
+        if !envs.iter().any(|(name, _)| name == "KUBECONFIG")
+            && let Some(kubeconfig) = operator_kubeconfig()
+        {
+            envs.push(("KUBECONFIG".to_owned(), kubeconfig.display().to_string()));
+        }
         if !names_flag(&args, "--log-level") && !envs.iter().any(|(name, _)| name == "RUST_LOG") {
             envs.insert(0, ("RUST_LOG".to_owned(), DEFAULT_RUST_LOG.to_owned()));
         }
@@ -137,7 +144,7 @@ pub struct OperatorProcess {
 impl OperatorProcess {
     /// A builder for an operator watching `namespace`, with the kit's defaults
     /// (a 3 s resync, text logs, a free metrics port, http to 127.0.0.1, debug logs of the
-    /// operator's own code).
+    /// operator's own code, the identity [`OPERATOR_USER`](super::audit::OPERATOR_USER)).
     pub fn builder(namespace: &str) -> OperatorBuilder {
         OperatorBuilder {
             binary: operator_binary(),

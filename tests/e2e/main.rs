@@ -4,6 +4,7 @@
 //!
 //! One module per concern; run one with a filter, e.g. `cargo nextest run --test e2e crds::`.
 
+mod audit;
 mod crds;
 mod deletion;
 mod faults;

@@ -292,6 +292,45 @@ fn observe_only_never_writes_and_reports_drift() {
     assert_eq!(world.writes(), settled + 1, "only the test's own PATCH");
 }
 
+/// An observer writes nothing, so it claims nothing: an older observer of a remote neither
+/// blocks a younger object that manages it (no `ConflictingOwner` either way), nor is refused
+/// itself, and the manager's writes are the only ones.
+#[test]
+fn an_observer_never_blocks_the_manager_of_its_remote() {
+    require_cluster!();
+    let world = World::new("observer", &[], &[]);
+    let config = json!({"host": "shared.example.com", "port": 8883, "protocol": "mqtts"});
+    let remote = world.emulator.create_integration(&json!({
+        "name": "shared", "integrationType": "mqtt", "mqttConfig": config
+    }));
+    let id = remote["id"].as_str().unwrap().to_owned();
+    let observed = json!({
+        "applicationRef": {"name": "app"}, "integrationType": "mqtt",
+        "name": "shared", "mqttConfig": config
+    });
+    world.apply("watcher", &observe_only(observed.clone()), Value::Null);
+    world.wait("watcher", "Ready", "True");
+    let before = world.writes();
+    // Younger, and managing the same remote by its name (adopting it).
+    let mut managed = observed;
+    managed["mqttConfig"]["host"] = json!("managed.example.com");
+    world.apply("manager", &managed, Value::Null);
+    let manager = world.wait("manager", "Ready", "True");
+    assert_eq!(manager["status"]["integrationId"], id.as_str(), "{manager}");
+    wait_until(READY_TIMEOUT, "the manager's change in Losant", || {
+        world.remote_host(&id) == "managed.example.com"
+    });
+    assert_eq!(world.writes(), before + 1, "one PATCH, the manager's");
+    // The observer sees the manager's change as drift, and is never refused.
+    let watcher = world.wait("watcher", "Stalled", "True");
+    assert_eq!(
+        find_condition(&watcher, "Stalled").unwrap()["reason"],
+        "DriftDetected",
+        "{watcher}"
+    );
+    assert_eq!(watcher["status"]["integrationId"], id.as_str());
+}
+
 impl World {
     fn remote_host(&self, id: &str) -> String {
         let (_, body) = self.emulator.get(&format!(

@@ -316,10 +316,13 @@ fn api_server_addr() -> String {
     )
 }
 
-/// A copy of the current kubeconfig (credentials inlined) whose server is `proxy_addr`, written
-/// under the test's log directory.
+/// A copy of the kubeconfig the kit's operators use (their own identity when the cluster has one;
+/// credentials inlined) whose server is `proxy_addr`, written under the test's log directory.
 fn kubeconfig_via(proxy_addr: &str, label: &str) -> PathBuf {
-    let text = kubectl_ok(&["config", "view", "--minify", "--raw", "-o", "json"]);
+    let text = match operator_kubeconfig() {
+        Some(path) => std::fs::read_to_string(path).expect("the operators' kubeconfig"),
+        None => kubectl_ok(&["config", "view", "--minify", "--raw", "-o", "json"]),
+    };
     let mut config: Value = serde_json::from_str(&text).expect("kubeconfig JSON");
     config["clusters"][0]["cluster"]["server"] = json!(format!("https://{proxy_addr}"));
     let path = logs::log_dir().join(format!("kubeconfig-{label}.json"));

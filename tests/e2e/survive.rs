@@ -44,8 +44,10 @@ fn exclusive_one_undecodable_object_never_stops_the_others() {
     let emulator = EmulatorProcess::start(&[]);
     ns.register_log("emulator", emulator.log_path());
     ns.install_application(&emulator, "app");
+    // The bad object alone uses `app2`: its in-use finalizer shows the stand-in still counts.
+    ns.install_application(&emulator, "app2");
     loosen_integration_type();
-    let pigeon = json!({"applicationRef": {"name": "app"}, "integrationType": "carrierPigeon"});
+    let pigeon = json!({"applicationRef": {"name": "app2"}, "integrationType": "carrierPigeon"});
     let stored = wait_for(Duration::from_secs(20), "the loosened schema", || {
         ns.apply(&integration_manifest("pigeon", &pigeon)).ok()
     });
@@ -104,7 +106,21 @@ fn exclusive_one_undecodable_object_never_stops_the_others() {
         "no finalizer added: {bad}"
     );
 
-    // Fixed, it is picked up at once, like any object.
+    // It still uses its application: its remote may need deleting with that token.
+    let in_use = |name: &str| {
+        get_object(ns.name(), &format!("losantapplication/{name}")).is_some_and(|app| {
+            app["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "losant.io/in-use"))
+        })
+    };
+    wait_until(
+        READY_TIMEOUT,
+        "app2 in use by the undecodable object",
+        || in_use("app2"),
+    );
+
+    // Fixed (and moved to `app`), it is picked up at once, like any object.
     let fix = json!({"spec": sqs_spec("pigeon")});
     kubectl_ok(&[
         "patch",
@@ -129,6 +145,7 @@ fn exclusive_one_undecodable_object_never_stops_the_others() {
         "{metrics}"
     );
     assert_eq!(emulator.list_integrations().len(), 3);
+    wait_until(READY_TIMEOUT, "app2 no longer in use", || !in_use("app2"));
 }
 
 /// The operator's `/metrics`, at the address its log names.

@@ -76,6 +76,7 @@ fn mistyped_values_are_refused_by_the_schema() {
         ("replicaCount=two", "replicaCount"),
         ("logging.format=xml", "format"),
         ("resyncInterval=often", "resyncInterval"),
+        ("losantRequestTimeout=forever", "losantRequestTimeout"),
         ("leaderElection.enabled=yes", "enabled"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("metrics.port=70000", "port"),
@@ -173,6 +174,7 @@ fn the_pod_is_hardened() {
         "--metrics-addr=0.0.0.0:8080",
         "--log-format=json",
         "--resync-interval=60s",
+        "--losant-request-timeout=30s",
         "--shutdown-timeout=20s",
     ] {
         assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");

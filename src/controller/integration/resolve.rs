@@ -28,7 +28,7 @@ use super::super::outcome::{Failure, LosantCall};
 use super::super::snapshot::Seen;
 use super::super::{SyncStrategy, clients, owners, secrets};
 use super::{Stop, record};
-use crate::crd::{Integration, IntegrationStatus, LosantApplication};
+use crate::crd::{Integration, IntegrationStatus, LosantApplication, ManagementPolicy};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions;
 use crate::sync::decide::{self, Facts, Found, Pending};
@@ -129,8 +129,14 @@ pub(super) async fn remote(
     } = place;
     let recorded = record::recorded(obj, previous, &application_id, &api_url);
     let known_id = recorded.as_ref().map(|r| r.id.as_str());
-    let claims = owners::claims(&api_url, &application_id, &desired.name, known_id);
-    let rival = ctx.owners.claim(&ctx.kube, obj, claims).await?;
+    // An observer writes nothing, so it neither claims a remote nor yields one to a manager.
+    let rival = if obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+        ctx.owners.release(obj);
+        None
+    } else {
+        let claims = owners::claims(&api_url, &application_id, &desired.name, known_id);
+        ctx.owners.claim(&ctx.kube, obj, claims).await?
+    };
     let pending = record::create_pending(obj, now);
     let found = match (rival, known_id) {
         (Some(rival), _) => Found::Claimed(rival),

@@ -44,8 +44,9 @@ mode, each Role's in namespaced mode). Only the verbs it calls:
 - its two kinds: get/list/watch (caches, fresh reads) and patch (finalizers, id annotations);
   /status: patch (server-side apply); /finalizers: update (needed where the
   OwnerReferencesPermissionEnforcement admission plugin guards finalizer changes);
-- Secrets: get (values, read at reconcile time), list/watch (metadata-only watch), patch (the
-  in-use finalizer on token Secrets);
+- Secrets: get (values of referenced Secrets, read at reconcile time; metadata for the
+  finalizer), list/watch (metadata-only watch), patch (the in-use finalizer on token and CA
+  bundle Secrets, nothing else: e2e::audit proves it from the API server's audit log);
 - events.k8s.io Events: create/patch (the recorder creates and then updates series).
 */}}
 {{- define "losant-operator.rules" -}}
