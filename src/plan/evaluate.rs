@@ -17,7 +17,7 @@ use super::input::Sourced;
 use super::verdict::{self, Action, Subject, Verdict};
 use super::world::{Place, World};
 use crate::controller::owners::{claims, object_key};
-use crate::crd::{Integration, SecretKeyRef};
+use crate::crd::{Integration, ManagementPolicy, SecretKeyRef};
 use crate::losant::{self, SecretString};
 use crate::sync::decide::{self, Found};
 use crate::sync::desired::{self, SecretValues};
@@ -71,7 +71,11 @@ pub fn owner_index(world: &World, objects: &[Integration]) -> OwnerIndex {
         .cluster
         .iter()
         .filter(|obj| !replaced.contains(&object_key(obj)));
-    for obj in kept.chain(objects) {
+    // Observers claim nothing (as the controller's `Owners::load`).
+    let managing = kept
+        .chain(objects)
+        .filter(|obj| obj.spec.management_policy != ManagementPolicy::ObserveOnly);
+    for obj in managing {
         let Some(place) = world.place_of(obj) else {
             continue;
         };
@@ -184,10 +188,17 @@ fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -
     let recorded = record::recorded(obj, &previous, app_id, api_url);
     let pending = record::create_pending(obj, world.now);
     let known_id = recorded.as_ref().map(|r| r.id.clone());
-    let claims = claims(api_url, app_id, &desired.name, known_id.as_deref());
-    let own = seniority(obj, world.now);
-    index.set(own.clone(), claims.clone());
-    let found = match index.senior_rival(&own, &claims) {
+    // An observer writes nothing, so it neither claims a remote nor yields one (as `resolve`).
+    let rival = if obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+        index.remove(&object_key(obj));
+        None
+    } else {
+        let claims = claims(api_url, app_id, &desired.name, known_id.as_deref());
+        let own = seniority(obj, world.now);
+        index.set(own.clone(), claims.clone());
+        index.senior_rival(&own, &claims)
+    };
+    let found = match rival {
         Some(rival) => Found::Claimed(rival),
         None => match find(
             listing,

@@ -6,7 +6,8 @@
 //!   it did — each create and patch with the fields its body set (the emulator's write log),
 //!   and each object's condition — is exactly what the plan said;
 //! - read-only: the plan makes no write to Losant (no POST, PATCH or DELETE), one list per
-//!   application page, and changes no object in the cluster (resourceVersions unchanged);
+//!   application page, and changes no object in the cluster (resourceVersions unchanged; the
+//!   API server's audit log shows only get, list and watch in the namespace meanwhile);
 //! - `--prune`: what deleting objects gone from the input would do (delete or orphan);
 //! - paging past 1,000 remotes;
 //! - bad input files: exit 2 and an error naming the file and the document.
@@ -428,6 +429,7 @@ fn plan_equals_what_the_operator_then_does() {
     let input = input.to_str().expect("a UTF-8 path");
     let before = resource_versions(ns.name());
     reset_stats(&emulator);
+    let started = jiff::Timestamp::now();
 
     let args = ["-f", input, "-n", ns.name(), "--create-grace-period", "10m"];
     let (code, json_out, stderr) = run_plan(&[&args[..], &["-o", "json"]].concat(), None);
@@ -446,6 +448,17 @@ fn plan_equals_what_the_operator_then_does() {
         resource_versions(ns.name()),
         before,
         "plan changed the cluster"
+    );
+    // The API server's own record: every request in the namespace meanwhile only read.
+    let requests = audit_events_since(started, &[ns.name()]);
+    assert!(!requests.is_empty(), "the audit log shows plan's reads");
+    let writes: Vec<&Value> = requests
+        .iter()
+        .filter(|e| !matches!(e["verb"].as_str(), Some("get" | "list" | "watch")))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "plan wrote to the API server: {writes:#?}"
     );
     for output in [&json_out, &text, &stderr] {
         assert!(

@@ -169,3 +169,27 @@ fn the_cluster_copy_gives_records_status_and_a_new_generation_only_for_a_new_spe
         "younger than all that exist"
     );
 }
+
+#[test]
+fn an_observer_claims_nothing_and_is_never_refused() {
+    let mut world = world(vec![]);
+    let mut observer = integration("observer", sqs("https://q/1"));
+    observer.spec.name = Some("shared".into());
+    observer.spec.management_policy = crate::crd::ManagementPolicy::ObserveOnly;
+    observer.metadata.creation_timestamp = Some(Time(now() - jiff::SignedDuration::from_secs(60)));
+    world.cluster.push(observer.clone());
+    let mut manager = integration("manager", sqs("https://q/1"));
+    manager.spec.name = Some("shared".into());
+    let verdicts = plan(&world, &[manager, observer]);
+    assert_eq!(
+        verdicts[0].action,
+        Action::Create,
+        "the older observer does not block it"
+    );
+    assert_eq!(verdicts[1].action, Action::Refuse);
+    assert_eq!(
+        verdicts[1].reason.as_deref(),
+        Some("NotFound"),
+        "it only observes"
+    );
+}
