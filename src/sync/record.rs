@@ -190,3 +190,54 @@ pub fn facts(
         spec_changed: obj.metadata.generation != place.previous.observed_generation,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(app: &str, url: &str, versions: &[(&str, &str)]) -> IntegrationStatus {
+        IntegrationStatus {
+            application_id: Some(app.into()),
+            api_url: Some(url.into()),
+            applied_secret_versions: versions
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..IntegrationStatus::default()
+        }
+    }
+
+    fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_are_resent_when_they_or_the_place_changed_and_only_if_there_are_any() {
+        let here = status("app", "https://api", &[("creds", "7")]);
+        let same = versions(&[("creds", "7")]);
+        assert!(!secrets_changed(&here, "app", "https://api", &same));
+        assert!(secrets_changed(
+            &here,
+            "app",
+            "https://api",
+            &versions(&[("creds", "8")])
+        ));
+        assert!(
+            secrets_changed(&here, "other", "https://api", &same),
+            "moved"
+        );
+        let never_written = IntegrationStatus::default();
+        assert!(secrets_changed(&never_written, "app", "https://api", &same));
+        assert!(
+            !secrets_changed(&never_written, "app", "https://api", &versions(&[])),
+            "no Secret references: nothing that cannot be compared"
+        );
+        assert!(
+            secrets_changed(&here, "app", "https://api", &versions(&[])),
+            "a reference dropped since the last write"
+        );
+    }
+}

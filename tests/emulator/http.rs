@@ -486,3 +486,39 @@ async fn stats_count_by_method_route_and_status() {
     assert_eq!(reset.status(), StatusCode::OK);
     assert_eq!(em.stats().total, 0);
 }
+
+#[tokio::test]
+async fn the_write_log_names_each_write_and_its_fields_never_values() {
+    let em = start(config()).await;
+    let c = client();
+    let created = create(&c, &em, APP, &example_post()).await;
+    let id = id_of(&created);
+    let patch = json!({"enabled": false, "name": "renamed"});
+    let (status, _) = call(&c, Method::PATCH, &item(&em, APP, &id), Some(&patch)).await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = json!({"integrationType": "sqs"});
+    let (status, _) = call(&c, Method::PATCH, &item(&em, APP, &id), Some(&refused)).await;
+    assert!(status.is_client_error(), "a refused write is not logged");
+    let writes = em.stats().writes;
+    let mut posted: Vec<String> = example_post()
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    posted.sort();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert_eq!(
+        (writes[0].method.as_str(), &writes[0].fields),
+        ("POST", &posted)
+    );
+    assert_eq!(writes[0].integration_id, id);
+    assert_eq!(writes[1].method, "PATCH");
+    assert_eq!(
+        writes[1].fields,
+        vec!["enabled".to_owned(), "name".to_owned()]
+    );
+    assert_eq!(writes[1].application_id, APP);
+    let text = serde_json::to_string(&writes).expect("JSON");
+    assert!(!text.contains("renamed"), "values are not logged: {text}");
+}
