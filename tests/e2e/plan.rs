@@ -223,6 +223,7 @@ fn expected() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("immutable", "refuse", Some("ImmutableField")),
         ("observe-drift", "observe", None),
         ("observe-missing", "refuse", Some("NotFound")),
+        ("observe-shared", "observe", None),
         ("invalid", "refuse", Some("InvalidSpec")),
         ("pending", "wait", Some("CreatePending")),
         ("paused", "paused", Some("Paused")),
@@ -314,6 +315,9 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
         spec["managementPolicy"] = json!("ObserveOnly");
         spec
     };
+    // Observes owner-a's remote: an observer claims nothing, so no ConflictingOwner.
+    let mut observe_shared = observe("https://q/shared");
+    observe_shared["name"] = json!("shared");
     let mut invalid = mqtt("i.example.com", "creds");
     invalid["mqttConfig"]["privateKeySecretRef"] = json!({"name": "creds", "key": "short"});
     let marker = json!({"at": jiff::Timestamp::now().to_string(),
@@ -339,6 +343,7 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
             &observe("https://q/missing"),
             Value::Null,
         ),
+        object("observe-shared", &observe_shared, Value::Null),
         object("invalid", &invalid, Value::Null),
         object(
             "pending",
