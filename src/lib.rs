@@ -7,6 +7,8 @@
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
 //! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown;
+//! - [`plan`]: `losant-operator plan`, what applying manifests would do in Losant (read-only;
+//!   the controller's own facts and decision, from [`sync`]);
 //! - `testkit` (feature `testkit`): the end-to-end test kit, for the tests and the benchmark only.
 
 pub mod controller;
