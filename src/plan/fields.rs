@@ -241,13 +241,16 @@ fn config_rows(
         if labels.get(&path).is_some() || secret_names.contains(&key.as_str()) {
             continue;
         }
+        let old = have.get(key);
+        let same = match (key.as_str(), old) {
+            ("headers", Some(old)) => headers_same(&field, wanted, old, labels),
+            (_, old) => old == Some(wanted),
+        };
         let wanted = if key == "headers" {
             labelled_headers(&field, wanted, labels)
         } else {
             wanted.clone()
         };
-        let old = have.get(key);
-        let same = old.is_some_and(|old| shown(key, old) == hide_header_values(&wanted));
         if remote.is_none() || !same {
             let old = remote.map(|_| old.map_or(Value::Null, |v| shown(key, v)));
             rows.push(change(&path, old, wanted));
@@ -268,6 +271,28 @@ fn secret_field_names(config: &IntegrationConfig) -> Vec<&'static str> {
     crate::losant::type_facts::of(&config.integration_type())
         .map(|facts| facts.secret_fields.iter().map(|f| f.name).collect())
         .unwrap_or_default()
+}
+
+/// Whether the headers match: the same keys in order, and each inline value as Losant holds it
+/// (a value from a Secret, or one Losant masks or omits, cannot be compared), as the planner
+/// compares them.
+fn headers_same(field: &str, wanted: &Value, had: &Value, labels: &SecretLabels) -> bool {
+    let (Some(wanted), Some(had)) = (wanted.as_array(), had.as_array()) else {
+        return false;
+    };
+    wanted.len() == had.len()
+        && wanted
+            .iter()
+            .zip(had)
+            .enumerate()
+            .all(|(index, (want, have))| {
+                let path = format!("{field}.headers.{index}.headerValue");
+                let value = have.get("headerValue").and_then(Value::as_str);
+                want.get("headerKey") == have.get("headerKey")
+                    && (labels.get(&path).is_some()
+                        || value.is_none_or(|v| v.chars().all(|c| c == '*' || c == '\u{2022}'))
+                        || want.get("headerValue").and_then(Value::as_str) == value)
+            })
 }
 
 /// Headers with every value hidden: Losant may echo a value that came from a Secret.

@@ -144,3 +144,27 @@ fn drift_lists_only_the_drifted_fields_and_no_secret() {
     assert!(rows.iter().any(|r| r.field == "websocketConfig.url"));
     assert!(drift(&[], &desired(), &echoed).is_empty());
 }
+
+#[test]
+fn an_inline_header_value_that_changed_shows_the_headers() {
+    let echoed = remote(json!({
+        "url": "wss://example.test/feed",
+        "username": "bot",
+        "headers": [
+            {"headerKey": "X-Plain", "headerValue": "stale"},
+            {"headerKey": "Authorization", "headerValue": HEADER}
+        ]
+    }));
+    let patch_body = IntegrationPatch {
+        config: desired().config,
+        ..IntegrationPatch::default()
+    };
+    let rows = patch(&patch_body, &echoed, &labels(), &[]);
+    no_secret_values(&rows);
+    let headers = rows
+        .iter()
+        .find(|r| r.field == "websocketConfig.headers")
+        .expect("the headers changed");
+    assert_eq!(headers.new.as_ref().unwrap()[0]["headerValue"], "plain");
+    assert_eq!(headers.old.as_ref().unwrap()[0]["headerValue"], HIDDEN);
+}
