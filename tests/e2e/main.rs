@@ -6,6 +6,7 @@
 
 mod crds;
 mod deletion;
+mod export;
 mod faults;
 mod hostile;
 mod hostile_losant;
