@@ -170,8 +170,11 @@ impl ExportedDir {
                 secret["stringData"][&key] = json!(value);
             }
         }
-        let filled: Vec<String> = secrets.iter().map(Value::to_string).collect();
-        std::fs::write(self.path().join("_secrets.yaml"), filled.join("\n---\n"))
+        let filled: Vec<String> = secrets
+            .iter()
+            .map(|secret| serde_saphyr::to_string(secret).expect("YAML"))
+            .collect();
+        std::fs::write(self.path().join("_secrets.yaml"), filled.join("---\n"))
             .expect("write the filled Secrets");
     }
 }
@@ -268,6 +271,17 @@ fn exported_integrations_are_adopted_without_a_write() {
         writes(&emulator),
         before,
         "adoption wrote nothing to Losant"
+    );
+    // Nor do the periodic comparisons that follow (two more sweeps of the application).
+    let sweeps = |operator: &OperatorProcess| operator.logs().matches("sweep done").count();
+    let swept = sweeps(&operator);
+    wait_until(READY_TIMEOUT, "two more sweeps", || {
+        sweeps(&operator) >= swept + 2
+    });
+    assert_eq!(
+        writes(&emulator),
+        before,
+        "the sweeps wrote nothing to Losant"
     );
     assert_eq!(emulator.list_integrations().len(), 6, "nothing created");
     // A later Secret change is sent as usual.
