@@ -92,52 +92,51 @@ pub fn integration_spec(
         config_field: integration_type.config_field(),
         taken: Vec::new(),
     };
-    let missing_config = || {
-        fail(format!(
-            "Losant returned no {}",
-            integration_type.config_field()
-        ))
-    };
+    config_block(remote, &mut spec, &mut slots).map_err(fail)?;
+    Ok((spec, slots.taken))
+}
+
+/// Fills the spec's config block of the remote's type (a match on the type: each block is its
+/// own typed struct).
+fn config_block(
+    remote: &Integration,
+    spec: &mut IntegrationSpec,
+    slots: &mut Slots<'_>,
+) -> Result<(), String> {
+    let integration_type = spec.integration_type;
+    let missing_config = || format!("Losant returned no {}", integration_type.config_field());
     match integration_type {
         IntegrationTypeSpec::Mqtt => {
             let config = remote.mqtt_config.as_deref().ok_or_else(missing_config)?;
-            spec.mqtt_config = Some(Box::new(mqtt(config, &mut slots).map_err(fail)?));
+            spec.mqtt_config = Some(Box::new(mqtt(config, slots)?));
         }
         IntegrationTypeSpec::GooglePubSub => {
             spec.google_pub_sub_config = remote
                 .google_pub_sub_config
                 .as_deref()
-                .map(|config| google_pub_sub(config, &mut slots))
-                .map(Box::new);
+                .map(|config| Box::new(google_pub_sub(config, slots)));
         }
         IntegrationTypeSpec::AzureEventHub => {
-            let config = remote
-                .azure_event_hub_config
-                .as_deref()
-                .ok_or_else(missing_config)?;
-            let config = azure_event_hub(config, &mut slots).map_err(fail)?;
-            spec.azure_event_hub_config = Some(Box::new(config));
+            let config = remote.azure_event_hub_config.as_deref();
+            let config = config.ok_or_else(missing_config)?;
+            spec.azure_event_hub_config = Some(Box::new(azure_event_hub(config, slots)?));
         }
         IntegrationTypeSpec::Particle => {
-            let config = remote
-                .particle_config
-                .as_deref()
-                .ok_or_else(missing_config)?;
-            spec.particle_config = Some(Box::new(particle(config, &mut slots)));
+            let config = remote.particle_config.as_deref();
+            let config = config.ok_or_else(missing_config)?;
+            spec.particle_config = Some(Box::new(particle(config, slots)));
         }
         IntegrationTypeSpec::Sqs => {
             let config = remote.sqs_config.as_deref().ok_or_else(missing_config)?;
-            spec.sqs_config = Some(Box::new(sqs(config, &mut slots).map_err(fail)?));
+            spec.sqs_config = Some(Box::new(sqs(config, slots)?));
         }
         IntegrationTypeSpec::Websocket => {
-            let config = remote
-                .websocket_config
-                .as_deref()
-                .ok_or_else(missing_config)?;
-            spec.websocket_config = Some(Box::new(websocket(config, &mut slots).map_err(fail)?));
+            let config = remote.websocket_config.as_deref();
+            let config = config.ok_or_else(missing_config)?;
+            spec.websocket_config = Some(Box::new(websocket(config, slots)?));
         }
     }
-    Ok((spec, slots.taken))
+    Ok(())
 }
 
 /// The Secret's keys handed out so far.
