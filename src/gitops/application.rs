@@ -280,3 +280,52 @@ pub async fn kubeconfig_namespace() -> Option<String> {
         .ok()
         .map(|c| c.default_namespace)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_over_https_or_to_loopback_only() {
+        for ok in [
+            "https://api.losant.com",
+            "https://losant.internal:8443/api",
+            "http://127.0.0.1:8787",
+            "http://127.3.2.1",
+            "http://[::1]:8787",
+            "http://localhost:8787",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("http://api.losant.com", "plain http"),
+            ("http://10.0.0.1:8787", "plain http"),
+            ("ftp://api.losant.com", "not supported"),
+            ("api.losant.com", "not a URL"),
+        ] {
+            let error = check_url(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_bad_application_id_is_refused_before_any_request() {
+        let spec = LosantApplicationSpec {
+            application_id: "not-an-id".into(),
+            api_url: "https://api.losant.com".into(),
+            token_secret_ref: SecretKeyRef {
+                name: "t".into(),
+                key: "token".into(),
+            },
+            ca_bundle_secret_ref: None,
+            rate_limit: None,
+        };
+        let error = client(&spec, SecretString::new("secret-token"), None, None).unwrap_err();
+        assert!(
+            error.to_string().contains("24 hexadecimal digits"),
+            "{error}"
+        );
+        assert!(!format!("{error} {error:?}").contains("secret-token"));
+        assert!(!error.is_transient());
+    }
+}
