@@ -11,6 +11,10 @@
 //! - A name match is adopted only under `adoptionPolicy: IfExactlyOneMatch`; a match found while
 //!   a create was pending is the operator's own creation, never an adoption.
 //! - An older object's claim on the same remote refuses before anything else.
+//! - Secret values are sent whenever status records no write of them to this place, except to
+//!   the remote an object is pinned to by id when the object says they match what Losant holds
+//!   (`losant.io/secrets-match-remote`, see [`SecretsSince`]); never on that word for a remote
+//!   found by name.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -44,7 +44,7 @@ pub struct ExportArgs {
     /// The Losant application id (24 hex digits), instead of --application-ref; needs --token-file.
     #[arg(long, value_name = "ID", requires = "token_file")]
     pub application_id: Option<String>,
-    /// Losant's API URL (with --application-id). Default: https://api.losant.com.
+    /// Losant's API URL (with --application-id). Default: `https://api.losant.com`.
     #[arg(long, value_name = "URL", requires = "application_id")]
     pub api_url: Option<String>,
     /// A file holding the API token (with --application-id).
