@@ -1,4 +1,5 @@
-//! The `losant-operator` command line: `run` the controllers, or print the `crds`.
+//! The `losant-operator` command line: `run` the controllers, print the `crds`, or `export` an
+//! application's integrations as manifests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +24,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (YAML) to install.
     Crds,
+    /// Write manifests (Integrations pinned to their remotes, a LosantApplication, Secrets to
+    /// fill) for the integrations an application already has in Losant. Read-only.
+    Export(Box<losant_operator::gitops::export::ExportArgs>),
 }
 
 #[derive(clap::Args)]
@@ -183,6 +187,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Run(args)) => run(*args),
+        Some(Command::Export(args)) => Ok(losant_operator::gitops::export::run(*args)?),
         None => run(RunArgs::default()),
     }
 }

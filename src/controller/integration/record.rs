@@ -24,6 +24,10 @@ pub const INTEGRATION_ID: &str = "losant.io/integration-id";
 pub const APPLICATION_ID: &str = "losant.io/application-id";
 /// `Created` or `Adopted`.
 pub const ORIGIN: &str = "losant.io/origin";
+/// `"true"`: the referenced Secrets hold the values Losant already has for the recorded remote
+/// (`losant-operator export` writes it), so adopting that remote sends none of them; see
+/// [`crate::sync::decide::SecretsSince`].
+pub const SECRETS_MATCH_REMOTE: &str = "losant.io/secrets-match-remote";
 
 fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
     obj.metadata
@@ -83,6 +87,11 @@ pub fn annotated(obj: &Integration) -> Option<Annotated> {
         application_id: annotation(obj, APPLICATION_ID)?.to_owned(),
         origin,
     })
+}
+
+/// Whether the object says its Secrets hold the values Losant already has.
+pub fn says_secrets_match_remote(obj: &Integration) -> bool {
+    annotation(obj, SECRETS_MATCH_REMOTE) == Some("true")
 }
 
 /// Whether the annotations record a remote id that status does not (yet) show.

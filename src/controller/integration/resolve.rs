@@ -31,7 +31,7 @@ use super::{Stop, record};
 use crate::crd::{Integration, IntegrationStatus, LosantApplication, ManagementPolicy};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions;
-use crate::sync::decide::{self, Facts, Found, Pending};
+use crate::sync::decide::{self, Facts, Found, Pending, SecretsSince};
 use crate::sync::desired::{self, Desired};
 use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
 
@@ -112,8 +112,10 @@ pub(super) async fn remote(
     ctx: &Context,
     (now, fresh): (Timestamp, bool),
 ) -> Result<Resolved, Stop> {
-    let secrets_changed =
-        !place.is_where(previous) || previous.applied_secret_versions != place.secret_versions;
+    let applied_here = place
+        .is_where(previous)
+        .then_some(&previous.applied_secret_versions);
+    let secrets = SecretsSince::compare(applied_here, &place.secret_versions);
     let Place {
         desired,
         secret_versions,
@@ -142,7 +144,7 @@ pub(super) async fn remote(
                         id,
                         name: &desired.name,
                         unchanged: !fresh
-                            && !secrets_changed
+                            && secrets == SecretsSince::Unchanged
                             && obj.metadata.generation == previous.observed_generation
                             && conditions::is_ready(&previous.conditions),
                     };
@@ -169,7 +171,8 @@ pub(super) async fn remote(
         pending,
         found,
         applied_fields: previous.applied_fields.clone(),
-        secrets_changed,
+        secrets,
+        secrets_match_remote: record::says_secrets_match_remote(obj),
         spec_changed: obj.metadata.generation != previous.observed_generation,
     };
     Ok(Resolved {
