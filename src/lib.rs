@@ -6,6 +6,7 @@
 //! - [`crd`]: the Kubernetes API types and their CRDs;
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
+//! - [`gitops`]: command-line tools next to the operator (`export`), on the layers above;
 //! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown;
 //! - [`plan`]: `losant-operator plan`, what applying manifests would do in Losant (read-only;
 //!   the controller's own facts and decision, from [`sync`]);
@@ -15,6 +16,7 @@ pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod failpoint;
+pub mod gitops;
 pub mod losant;
 pub mod ops;
 pub mod plan;

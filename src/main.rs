@@ -1,4 +1,5 @@
-//! The `losant-operator` command line: `run` the controllers, or print the `crds`.
+//! The `losant-operator` command line: `run` the controllers, print the `crds`, or `export` an
+//! application's integrations as manifests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +26,9 @@ enum Command {
     Crds,
     /// Show what the operator would do in Losant if these manifests were applied (read-only).
     Plan(Box<losant_operator::plan::PlanArgs>),
+    /// Write manifests (Integrations pinned to their remotes, a LosantApplication, Secrets to
+    /// fill) for the integrations an application already has in Losant. Read-only.
+    Export(Box<losant_operator::gitops::export::ExportArgs>),
 }
 
 #[derive(clap::Args)]
@@ -186,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Plan(args)) => std::process::exit(losant_operator::plan::main(*args)),
         Some(Command::Run(args)) => run(*args),
+        Some(Command::Export(args)) => Ok(losant_operator::gitops::export::run(*args)?),
         None => run(RunArgs::default()),
     }
 }

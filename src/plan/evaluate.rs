@@ -184,7 +184,7 @@ fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -
     let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     let previous = obj.status.clone().unwrap_or_default();
     let (app_id, api_url) = (place.application_id.as_str(), place.api_url.as_str());
-    let secrets_changed = record::secrets_changed(&previous, app_id, api_url, &versions);
+    let secrets = record::secrets_since(&previous, app_id, api_url, &versions);
     let recorded = record::recorded(obj, &previous, app_id, api_url);
     let pending = record::create_pending(obj, world.now);
     let known_id = recorded.as_ref().map(|r| r.id.clone());
@@ -226,7 +226,7 @@ fn one(world: &World, index: &mut OwnerIndex, obj: &Integration, source: &str) -
     let place = FactsPlace {
         desired,
         application_id: app_id.to_owned(),
-        secrets_changed,
+        secrets,
         previous: &previous,
     };
     let facts = record::facts(obj, place, (recorded, pending), found);

@@ -161,6 +161,12 @@ pub fn from_decision(subject: &Subject<'_>, facts: &Facts, decision: &Decision) 
                     .map(str::to_owned)
                     .collect();
                 v.fields = fields::patch(patch, remote, subject.labels, applied);
+                if v.fields.is_empty() {
+                    v.message = Some(format!(
+                        "{} sent as it is: nothing differs, but it was never written to this remote",
+                        v.sends.join(", ")
+                    ));
+                }
             }
             v
         }

@@ -11,7 +11,12 @@
 //! - A name match is adopted only under `adoptionPolicy: IfExactlyOneMatch`; a match found while
 //!   a create was pending is the operator's own creation, never an adoption.
 //! - An older object's claim on the same remote refuses before anything else.
+//! - Secret values are sent whenever status records no write of them to this place, except to
+//!   the remote an object is pinned to by id when the object says they match what Losant holds
+//!   (`losant.io/secrets-match-remote`, see [`SecretsSince`]); never on that word for a remote
+//!   found by name.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -21,7 +26,7 @@ use super::locate::{self, Lookup};
 use super::owners::Rival;
 use super::plan::{self, Conflict, LastApplied, Plan};
 use super::reason::Reason;
-use crate::crd::{AdoptionPolicy, ManagementPolicy, Origin, Word};
+use crate::crd::{AdoptionPolicy, ManagementPolicy, Origin, SecretVersions, Word};
 use crate::losant::{Integration, IntegrationPatch, IntegrationPost};
 
 /// The longest wait for a pending create before looking again.
@@ -93,10 +98,40 @@ pub struct Facts {
     pub found: Found,
     /// The fields the last successful write set (status `appliedFields`).
     pub applied_fields: Vec<Word>,
-    /// Whether a referenced Secret changed (or the place moved) since the last write.
-    pub secrets_changed: bool,
+    /// How the referenced Secrets compare with the last write to this place.
+    pub secrets: SecretsSince,
+    /// The object says its Secrets hold the values Losant already has
+    /// (`losant.io/secrets-match-remote: "true"`, written by `losant-operator export`).
+    pub secrets_match_remote: bool,
     /// Whether the spec's generation differs from the last one reconciled.
     pub spec_changed: bool,
+}
+
+/// How the referenced Secrets' `resourceVersion`s compare with the last write to this place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretsSince {
+    /// The versions recorded for the last write here are the current ones.
+    Unchanged,
+    /// A referenced Secret changed, was added or was dropped since the last write here.
+    Changed,
+    /// Status records no write here: a new object, a spec moved to another application, or a
+    /// status lost (restored from a backup without it).
+    NeverApplied,
+}
+
+impl SecretsSince {
+    /// Compares the versions status records for the last write here (`None` when status is
+    /// about no write to this application and API URL) with the `current` ones.
+    pub fn compare(
+        applied_here: Option<&SecretVersions>,
+        current: &BTreeMap<String, String>,
+    ) -> SecretsSince {
+        match applied_here {
+            None => SecretsSince::NeverApplied,
+            Some(applied) if applied == current => SecretsSince::Unchanged,
+            Some(_) => SecretsSince::Changed,
+        }
+    }
 }
 
 /// What to do about the remote.
@@ -359,7 +394,7 @@ fn manage(facts: &Facts, remote: Box<Integration>, origin: Origin) -> Decision {
     };
     let last = LastApplied {
         fields,
-        secrets_changed: facts.secrets_changed,
+        secrets_changed: secrets_to_send(facts, &remote),
     };
     let adopting = facts.recorded.is_none() && origin == Origin::Adopted;
     match plan::plan(&facts.desired, Some(&remote), &last) {
@@ -384,6 +419,22 @@ fn manage(facts: &Facts, remote: Box<Integration>, origin: Origin) -> Decision {
             post,
             recreates: None,
         },
+    }
+}
+
+/// Whether the Secret values must be sent even if nothing else differs. Values never sent to
+/// this place are sent, except to the remote an object is pinned to (its recorded id) when the
+/// object says its Secrets hold what Losant already has: then their versions are recorded as
+/// applied without sending them, and later changes are sent as usual. A remote found by name is
+/// never taken on that word.
+fn secrets_to_send(facts: &Facts, remote: &Integration) -> bool {
+    match facts.secrets {
+        SecretsSince::Unchanged => false,
+        SecretsSince::Changed => true,
+        SecretsSince::NeverApplied => {
+            let pinned = facts.recorded.as_ref().is_some_and(|r| r.id == remote.id);
+            !(facts.secrets_match_remote && pinned)
+        }
     }
 }
 

@@ -25,7 +25,8 @@ use crate::losant::{
 pub struct LastApplied<'a> {
     /// The fields the last write set (see [`applied_fields`]).
     pub fields: &'a [Word],
-    /// Whether a referenced Secret changed since the last write.
+    /// Whether the Secret values must be sent: a referenced Secret changed since the last write,
+    /// or they were never sent to this place (see [`super::decide::SecretsSince`]).
     pub secrets_changed: bool,
 }
 

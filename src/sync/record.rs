@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::decide::{Facts, Found, Pending, Recorded};
+use super::decide::{Facts, Found, Pending, Recorded, SecretsSince};
 use super::desired::Desired;
 use super::locate;
 use crate::crd::{DeletionPolicy, Integration, IntegrationStatus, ManagementPolicy, Origin};
@@ -23,6 +23,10 @@ pub const INTEGRATION_ID: &str = "losant.io/integration-id";
 pub const APPLICATION_ID: &str = "losant.io/application-id";
 /// `Created` or `Adopted`.
 pub const ORIGIN: &str = "losant.io/origin";
+/// `"true"`: the referenced Secrets hold the values Losant already has for the recorded remote
+/// (`losant-operator export` writes it), so adopting that remote sends none of them; see
+/// [`SecretsSince`].
+pub const SECRETS_MATCH_REMOTE: &str = "losant.io/secrets-match-remote";
 
 fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {
     obj.metadata
@@ -58,6 +62,11 @@ pub fn recorded(
         }),
         _ => None,
     }
+}
+
+/// Whether the object says its Secrets hold what Losant already has ([`SECRETS_MATCH_REMOTE`]).
+pub fn says_secrets_match_remote(obj: &Integration) -> bool {
+    annotation(obj, SECRETS_MATCH_REMOTE) == Some("true")
 }
 
 /// What the annotations record, whatever the application.
@@ -141,20 +150,18 @@ pub fn deletion_policy(
     locate::effective_deletion_policy(obj.spec.deletion_policy, origin)
 }
 
-/// Whether the Secret values must be sent again: the spec references Secrets and the place
-/// moved since the last write (status is about another application or API URL, or there was
-/// no write), or the referenced Secrets' `resourceVersion`s changed. A spec without Secret
-/// references has nothing that cannot be compared, so adopting an equal remote sends nothing.
-pub fn secrets_changed(
+/// The referenced Secrets' versions against those of the last write to this application and
+/// API URL (status about another place, or no write, counts as never applied).
+pub fn secrets_since(
     previous: &IntegrationStatus,
     application_id: &str,
     api_url: &str,
     secret_versions: &BTreeMap<String, String>,
-) -> bool {
+) -> SecretsSince {
     let is_where = previous.application_id.as_deref() == Some(application_id)
         && previous.api_url.as_deref() == Some(api_url);
-    (!is_where && !secret_versions.is_empty())
-        || previous.applied_secret_versions != *secret_versions
+    let applied_here = is_where.then_some(&previous.applied_secret_versions);
+    SecretsSince::compare(applied_here, secret_versions)
 }
 
 /// Where the object's spec points and what it asks for, as resolved.
@@ -163,8 +170,8 @@ pub struct Place<'a> {
     pub desired: Desired,
     /// The application (lowercase id).
     pub application_id: String,
-    /// Whether the Secret values must be sent again ([`secrets_changed`]).
-    pub secrets_changed: bool,
+    /// The Secrets' versions since the last write here ([`secrets_since`]).
+    pub secrets: SecretsSince,
     /// The object's previous status.
     pub previous: &'a IntegrationStatus,
 }
@@ -186,7 +193,8 @@ pub fn facts(
         pending,
         found,
         applied_fields: place.previous.applied_fields.clone(),
-        secrets_changed: place.secrets_changed,
+        secrets: place.secrets,
+        secrets_match_remote: says_secrets_match_remote(obj),
         spec_changed: obj.metadata.generation != place.previous.observed_generation,
     }
 }
@@ -215,29 +223,28 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_resent_when_they_or_the_place_changed_and_only_if_there_are_any() {
+    fn secrets_count_as_applied_only_for_a_write_to_the_same_place() {
         let here = status("app", "https://api", &[("creds", "7")]);
         let same = versions(&[("creds", "7")]);
-        assert!(!secrets_changed(&here, "app", "https://api", &same));
-        assert!(secrets_changed(
-            &here,
-            "app",
-            "https://api",
-            &versions(&[("creds", "8")])
-        ));
-        assert!(
-            secrets_changed(&here, "other", "https://api", &same),
+        let since = |status: &IntegrationStatus, app: &str, current: &BTreeMap<String, String>| {
+            secrets_since(status, app, "https://api", current)
+        };
+        assert_eq!(since(&here, "app", &same), SecretsSince::Unchanged);
+        assert_eq!(
+            since(&here, "app", &versions(&[("creds", "8")])),
+            SecretsSince::Changed
+        );
+        assert_eq!(
+            since(&here, "app", &versions(&[])),
+            SecretsSince::Changed,
+            "one dropped"
+        );
+        assert_eq!(
+            since(&here, "other", &same),
+            SecretsSince::NeverApplied,
             "moved"
         );
-        let never_written = IntegrationStatus::default();
-        assert!(secrets_changed(&never_written, "app", "https://api", &same));
-        assert!(
-            !secrets_changed(&never_written, "app", "https://api", &versions(&[])),
-            "no Secret references: nothing that cannot be compared"
-        );
-        assert!(
-            secrets_changed(&here, "app", "https://api", &versions(&[])),
-            "a reference dropped since the last write"
-        );
+        let never = IntegrationStatus::default();
+        assert_eq!(since(&never, "app", &same), SecretsSince::NeverApplied);
     }
 }

@@ -18,6 +18,9 @@
 //! values did reach Losant (so they did flow through the operator) and that the scan finds the
 //! nonce in the Secrets themselves. It also checks that no DELETE asked Losant to delete
 //! workflows (`includeWorkflowsTrue == 0`).
+//!
+//! A second scenario runs `losant-operator export` against remotes whose secret fields carry such
+//! values (echoed in clear) and scans its output, files and errors.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -656,4 +659,144 @@ fn the_scan_encodes_base64_as_secrets_do() {
     assert_eq!(base64(b"foo"), "Zm9v");
     assert_eq!(base64(b"hello world"), "aGVsbG8gd29ybGQ=");
     assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+}
+
+/// `losant-operator export` with Losant echoing every secret in clear: no value (nor the token)
+/// reaches its standard output, its files or its standard error, whether it succeeds (by
+/// `--application-ref`, by `--token-file`, to stdout or `--out`) or fails (a wrong token).
+#[test]
+fn export_never_writes_a_secret_value() {
+    require_cluster!();
+    install_crds();
+    let values = Values::new();
+    let ns = TestNamespace::new("leaks-export");
+    let emulator = EmulatorProcess::builder()
+        .token(values.api_token.clone())
+        .start()
+        .expect("the emulator starts");
+    ns.register_log("emulator", emulator.log_path());
+    for body in remote_bodies(&values) {
+        emulator.create_integration(&body);
+    }
+    let stored = serde_json::to_string(&emulator.list_integrations()).expect("JSON");
+    assert!(
+        stored.contains(&values.nonce),
+        "control: Losant echoes the values"
+    );
+    ns.install_application(&emulator, "app");
+    ns.create_secret("wrong", &[("token", &values.wrong_token)]);
+    ns.apply_ok(&losant_application_manifest(
+        "wrong-token",
+        emulator.application_id(),
+        emulator.base_url(),
+        "wrong",
+        "token",
+    ));
+    let dir = TempDir::new("leaks-export");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &values.api_token).expect("token file");
+    let reference = format!("{}/app", ns.name());
+    let out = dir.path().join("out");
+    let runs: Vec<(&str, Vec<String>, bool)> = vec![
+        (
+            "by reference",
+            vec!["--application-ref".into(), reference.clone()],
+            true,
+        ),
+        (
+            "by reference to a directory",
+            vec![
+                "--application-ref".into(),
+                reference,
+                "--out".into(),
+                out.display().to_string(),
+            ],
+            true,
+        ),
+        (
+            "by token file",
+            vec![
+                "--api-url".into(),
+                emulator.base_url().into(),
+                "--application-id".into(),
+                emulator.application_id().into(),
+                "--token-file".into(),
+                token_file.display().to_string(),
+            ],
+            true,
+        ),
+        (
+            "with a wrong token",
+            vec![
+                "--application-ref".into(),
+                format!("{}/wrong-token", ns.name()),
+            ],
+            false,
+        ),
+    ];
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for (label, args, succeeds) in runs {
+        let run = std::process::Command::new(operator_binary())
+            .arg("export")
+            .args(&args)
+            .output()
+            .expect("run export");
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert_eq!(run.status.success(), succeeds, "{label}: {stderr}");
+        sources.push((
+            format!("{label}: stdout"),
+            String::from_utf8_lossy(&run.stdout).into(),
+        ));
+        sources.push((format!("{label}: stderr"), stderr));
+    }
+    assert!(
+        sources[0].1.contains("kind: Integration"),
+        "the scan sees the output"
+    );
+    for entry in std::fs::read_dir(&out).expect("the output directory") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("a file");
+        sources.push((path.display().to_string(), text));
+    }
+    assert!(sources.len() >= 8 + 8, "the files are scanned");
+    let needles = values.needles();
+    let leaks: Vec<String> = sources
+        .iter()
+        .flat_map(|(source, text)| {
+            needles.iter().flat_map(move |(label, needle)| {
+                occurrences(text, needle)
+                    .into_iter()
+                    .map(move |context| format!("{source}: {label}: {context}"))
+            })
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "export wrote secret values ({} places):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}
+
+/// The six integrations as Losant bodies, every secret field set from `values`.
+fn remote_bodies(values: &Values) -> Vec<Value> {
+    vec![
+        json!({"name": "leak mqtt", "integrationType": "mqtt",
+            "mqttConfig": {"host": "broker.example.com", "port": 8883, "protocol": "mqtts",
+                "password": values.mqtt_password, "privateKey": values.mqtt_private_key}}),
+        json!({"name": "leak pubsub", "integrationType": "googlePubSub",
+            "googlePubSubConfig": {"projectId": "p", "keyJson": values.gcp_key_json}}),
+        json!({"name": "leak hub", "integrationType": "azureEventHub",
+            "azureEventHubConfig": {"hubName": "h", "consumerGroup": "c",
+                "connectionString": values.azure_connection_string}}),
+        json!({"name": "leak particle", "integrationType": "particle",
+            "particleConfig": {"accessToken": values.particle_access_token}}),
+        json!({"name": "leak sqs", "integrationType": "sqs",
+            "sqsConfig": {"queueUrl": "https://sqs.example.com/q",
+                "secretAccessKey": values.aws_secret_access_key}}),
+        json!({"name": "leak websocket", "integrationType": "websocket",
+            "websocketConfig": {"url": "wss://ws.example.com", "password": values.ws_password,
+                "privateKey": values.ws_private_key,
+                "headers": [{"headerKey": "Authorization", "headerValue": values.ws_authorization}]}}),
+    ]
 }

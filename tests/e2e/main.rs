@@ -7,6 +7,7 @@
 mod audit;
 mod crds;
 mod deletion;
+mod export;
 mod faults;
 mod hostile;
 mod hostile_losant;

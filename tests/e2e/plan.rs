@@ -260,7 +260,12 @@ fn corpus_world(ns: &TestNamespace, emulator: &EmulatorProcess) {
         emulator.create_integration(&json!({"name": name, "integrationType": "sqs",
             "enabled": true, "sqsConfig": {"queueUrl": queue}}));
     };
-    remote("adopt-same", "https://q/same");
+    // Adopting sends the config (values never sent to this place) unless there is none: a
+    // Pub/Sub integration needs no config block.
+    emulator.create_integration(
+        &json!({"name": "adopt-same", "integrationType": "googlePubSub",
+        "enabled": true, "topics": ["plant-events"]}),
+    );
     remote("adopt-patch", "https://q/old");
     remote("ambiguous", "https://q/a1");
     remote("ambiguous", "https://q/a2");
@@ -308,6 +313,8 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
     update["topics"] = json!(["plant/+/out", "plant/+/in"]);
     let mut shared = sqs("https://q/shared");
     shared["name"] = json!("shared");
+    let pubsub = json!({"applicationRef": {"name": "app"}, "integrationType": "googlePubSub",
+                        "topics": ["plant-events"]});
     let mut never = sqs("https://q/never");
     never["adoptionPolicy"] = json!("Never");
     let observe = |queue: &str| {
@@ -332,7 +339,7 @@ fn corpus_input(emulator: &EmulatorProcess) -> Vec<String> {
         ),
         object("owner-a", &shared, Value::Null),
         object("owner-b", &shared, Value::Null),
-        object("adopt-same", &sqs("https://q/same"), Value::Null),
+        object("adopt-same", &pubsub, Value::Null),
         object("adopt-patch", &sqs("https://q/new"), Value::Null),
         object("ambiguous", &sqs("https://q/a3"), Value::Null),
         object("exists-never", &never, Value::Null),
@@ -660,7 +667,9 @@ fn plan_reads_past_1000_remotes_one_list_per_page() {
         items["last"]["action"], "adopt",
         "on the second page: {out}"
     );
-    assert!(items["last"]["sends"].is_null(), "{out}");
+    // Nothing differs but the config was never sent here: adopting sends it.
+    assert_eq!(sorted(&items["last"]["sends"]), ["sqsConfig"], "{out}");
+    assert!(items["last"]["fields"].is_null(), "no field differs: {out}");
     assert_eq!(items["first"]["action"], "adopt");
     assert_eq!(sorted(&items["first"]["sends"]), ["sqsConfig"]);
     assert_eq!(items["fresh"]["action"], "create");

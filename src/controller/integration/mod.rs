@@ -56,6 +56,7 @@ use report::{Next, Note, Report};
 pub const FINALIZER: &str = "losant.io/integration";
 
 pub use paused::{PAUSED, is_paused};
+pub use record::{APPLICATION_ID, INTEGRATION_ID, ORIGIN, SECRETS_MATCH_REMOTE};
 
 /// The annotation whose changed value asks for a reconcile against a fresh read from Losant;
 /// status `lastHandledReconcileAt` says which value was handled.

@@ -16,7 +16,8 @@ use super::super::status::FIELD_MANAGER;
 use crate::crd::{Integration, Origin};
 pub use crate::sync::decide::Pending;
 pub use crate::sync::record::{
-    APPLICATION_ID, CREATE_PENDING, INTEGRATION_ID, ORIGIN, create_pending, recorded,
+    APPLICATION_ID, CREATE_PENDING, INTEGRATION_ID, ORIGIN, SECRETS_MATCH_REMOTE, create_pending,
+    recorded,
 };
 
 fn annotation<'a>(obj: &'a Integration, key: &str) -> Option<&'a str> {

@@ -31,7 +31,7 @@ use super::{Stop, record};
 use crate::crd::{Integration, IntegrationStatus, LosantApplication, ManagementPolicy};
 use crate::losant::{self, ListQuery};
 use crate::sync::conditions;
-use crate::sync::decide::{self, Facts, Found, Pending};
+use crate::sync::decide::{self, Facts, Found, Pending, SecretsSince};
 use crate::sync::desired::{self, Desired};
 use crate::sync::reason::{ConditionStatus, ConditionType, Reason};
 use crate::sync::record as sync_record;
@@ -113,13 +113,12 @@ pub(super) async fn remote(
     ctx: &Context,
     (now, fresh): (Timestamp, bool),
 ) -> Result<Resolved, Stop> {
-    let secrets_changed = sync_record::secrets_changed(
+    let secrets = sync_record::secrets_since(
         previous,
         &place.application_id,
         &place.api_url,
         &place.secret_versions,
     );
-    let moved = !place.is_where(previous);
     let Place {
         desired,
         secret_versions,
@@ -148,8 +147,7 @@ pub(super) async fn remote(
                         id,
                         name: &desired.name,
                         unchanged: !fresh
-                            && !moved
-                            && !secrets_changed
+                            && secrets == SecretsSince::Unchanged
                             && obj.metadata.generation == previous.observed_generation
                             && conditions::is_ready(&previous.conditions),
                     };
@@ -170,7 +168,7 @@ pub(super) async fn remote(
     let place = sync_record::Place {
         desired,
         application_id,
-        secrets_changed,
+        secrets,
         previous,
     };
     let facts = sync_record::facts(obj, place, (recorded, pending), found);

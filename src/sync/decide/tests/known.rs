@@ -97,7 +97,7 @@ fn a_known_remote_is_kept_in_sync_or_patched_exactly() {
 fn a_rotated_secret_resends_the_whole_config() {
     let facts = Facts {
         recorded: recorded(ID, Some(Origin::Created)),
-        secrets_changed: true,
+        secrets: SecretsSince::Changed,
         ..known(remote())
     };
     let Decision::Patch { patch, .. } = decided(&facts) else {
@@ -175,5 +175,115 @@ fn a_different_type_is_refused_as_immutable() {
         };
         assert_eq!(refusal.reason(), Reason::ImmutableField);
         assert_eq!(refusal.to_string(), conflict.to_string());
+    }
+}
+
+/// Values never sent here are sent, except to the remote an object is pinned to when it says its
+/// Secrets hold what Losant already has (`export` writes that): nothing is sent then, and a
+/// later change is sent as usual. Adoption by name is never taken on that word.
+#[test]
+fn secrets_said_to_match_are_taken_as_applied_only_for_the_pinned_remote() {
+    let send_config = || IntegrationPatch {
+        config: wanted().config,
+        ..IntegrationPatch::default()
+    };
+    let pinned = |secrets, says_match| Facts {
+        recorded: recorded(ID, Some(Origin::Adopted)),
+        applied_fields: Vec::new(),
+        secrets,
+        secrets_match_remote: says_match,
+        ..known(remote())
+    };
+    let by_name = |recorded_id: Option<&str>| Facts {
+        recorded: recorded_id.and_then(|id| recorded(id, Some(Origin::Adopted))),
+        applied_fields: Vec::new(),
+        secrets: SecretsSince::NeverApplied,
+        secrets_match_remote: true,
+        ..named(vec![remote()])
+    };
+    let table = [
+        (
+            "pinned, said to match, never applied: adopted as it is",
+            pinned(SecretsSince::NeverApplied, true),
+            Decision::InSync {
+                remote: Box::new(remote()),
+                origin: Origin::Adopted,
+            },
+        ),
+        (
+            "pinned, not said to match: the values are sent once",
+            pinned(SecretsSince::NeverApplied, false),
+            Decision::Patch {
+                remote: Box::new(remote()),
+                origin: Origin::Adopted,
+                patch: send_config(),
+                spec_changed: false,
+            },
+        ),
+        (
+            "pinned, said to match, a Secret changed since: sent as usual",
+            pinned(SecretsSince::Changed, true),
+            Decision::Patch {
+                remote: Box::new(remote()),
+                origin: Origin::Adopted,
+                patch: send_config(),
+                spec_changed: false,
+            },
+        ),
+        (
+            "pinned, said to match, applied and unchanged: in sync",
+            pinned(SecretsSince::Unchanged, true),
+            Decision::InSync {
+                remote: Box::new(remote()),
+                origin: Origin::Adopted,
+            },
+        ),
+        (
+            "found by name, nothing recorded: adopted with the values sent",
+            by_name(None),
+            Decision::Adopt {
+                remote: Box::new(remote()),
+                patch: Some(send_config()),
+            },
+        ),
+        (
+            "recorded remote gone, another found by name: the values are sent",
+            by_name(Some(OLD_ID)),
+            Decision::Patch {
+                remote: Box::new(remote()),
+                origin: Origin::Adopted,
+                patch: send_config(),
+                spec_changed: false,
+            },
+        ),
+    ];
+    for (case, facts, expected) in table {
+        assert_eq!(decided(&facts), expected, "{case}");
+    }
+}
+
+#[test]
+fn secret_versions_compare_with_the_last_write_here_only() {
+    use std::collections::BTreeMap;
+    let current = BTreeMap::from([("mqtt".to_owned(), "7".to_owned())]);
+    let same = crate::crd::SecretVersions::from(&current);
+    let older: crate::crd::SecretVersions =
+        [("mqtt".to_owned(), "6".to_owned())].into_iter().collect();
+    let none = crate::crd::SecretVersions::default();
+    let table = [
+        (None, &current, SecretsSince::NeverApplied),
+        (None, &BTreeMap::new(), SecretsSince::NeverApplied),
+        (Some(&same), &current, SecretsSince::Unchanged),
+        (Some(&older), &current, SecretsSince::Changed),
+        (Some(&none), &current, SecretsSince::Changed),
+        (Some(&same), &BTreeMap::new(), SecretsSince::Changed),
+        (Some(&none), &BTreeMap::new(), SecretsSince::Unchanged),
+    ];
+    for (applied, current, expected) in table {
+        assert_eq!(
+            SecretsSince::compare(applied, current),
+            expected,
+            "{applied:?} vs {current:?}"
+        );
     }
 }

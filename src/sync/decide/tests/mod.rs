@@ -78,7 +78,8 @@ fn facts(found: Found) -> Facts {
         pending: None,
         found,
         applied_fields: applied_fields(&wanted()),
-        secrets_changed: false,
+        secrets: SecretsSince::Unchanged,
+        secrets_match_remote: false,
         spec_changed: false,
     }
 }
