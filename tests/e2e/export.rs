@@ -270,6 +270,10 @@ fn round_trip(prefix: &str, emulator_args: &[&str]) -> ExportedDir {
     let docs = exported.docs();
     assert_eq!(of_kind(&docs, "Integration").len(), 6);
     exported.fill_secrets(emulator.token(), &remotes);
+    // `plan` on the exported files, before they are applied: every one unchanged, exit 0.
+    let written = writes(&emulator);
+    plan_says_unchanged(ns.name(), &exported.path(), docs.len());
+    assert_eq!(writes(&emulator), written, "plan wrote nothing");
     apply_dir(ns.name(), &exported.path());
     let before = writes(&emulator);
     let operator = OperatorProcess::start(ns.name(), &[]);
@@ -304,6 +308,8 @@ fn round_trip(prefix: &str, emulator_args: &[&str]) -> ExportedDir {
         "the sweeps wrote nothing to Losant"
     );
     assert_eq!(emulator.list_integrations().len(), 6, "nothing created");
+    // And once adopted, from the objects' own records.
+    plan_says_unchanged(ns.name(), &exported.path(), docs.len());
     rotate_broker_password(&ns, &docs, &remotes);
     wait_until(READY_TIMEOUT, "the rotated password is sent", || {
         writes(&emulator).1 == before.1 + 1
@@ -311,6 +317,25 @@ fn round_trip(prefix: &str, emulator_args: &[&str]) -> ExportedDir {
     assert_eq!(writes(&emulator).0, before.0, "still no create");
     drop(operator);
     exported
+}
+
+/// `losant-operator plan` on the exported directory says `unchanged` for each of the six
+/// Integrations (and exits 0: no changes).
+fn plan_says_unchanged(namespace: &str, dir: &Path, documents: usize) {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let (code, out, stderr) =
+        super::plan::run_plan(&["-f", dir, "-n", namespace, "-o", "json"], None);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{stderr}"));
+    let items = report["items"].as_array().expect("items");
+    assert_eq!(
+        items.len(),
+        6,
+        "one per Integration of {documents} documents: {out}"
+    );
+    for item in items {
+        assert_eq!(item["action"], "unchanged", "{item:#}");
+    }
+    assert_eq!(code, 0, "no changes: {out}{stderr}");
 }
 
 /// Changes the MQTT broker's password in its Secret (keeping its private key).
