@@ -6,10 +6,8 @@
 //! - [`crd`]: the Kubernetes API types and their CRDs;
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
-//! - [`gitops`]: command-line tools next to the operator (`export`), on the layers above;
+//! - [`gitops`]: command-line tools next to the operator (`plan`, `export`), on the layers above;
 //! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown;
-//! - [`plan`]: `losant-operator plan`, what applying manifests would do in Losant (read-only;
-//!   the controller's own facts and decision, from [`sync`]);
 //! - `testkit` (feature `testkit`): the end-to-end test kit, for the tests and the benchmark only.
 
 pub mod controller;
@@ -19,7 +17,6 @@ pub mod failpoint;
 pub mod gitops;
 pub mod losant;
 pub mod ops;
-pub mod plan;
 pub mod sync;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

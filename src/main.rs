@@ -25,7 +25,7 @@ enum Command {
     /// Print the CustomResourceDefinitions (YAML) to install.
     Crds,
     /// Show what the operator would do in Losant if these manifests were applied (read-only).
-    Plan(Box<losant_operator::plan::PlanArgs>),
+    Plan(Box<losant_operator::gitops::plan::PlanArgs>),
     /// Write manifests (Integrations pinned to their remotes, a LosantApplication, Secrets to
     /// fill) for the integrations an application already has in Losant. Read-only.
     Export(Box<losant_operator::gitops::export::ExportArgs>),
@@ -188,7 +188,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", losant_operator::crd::crds_yaml()?);
             Ok(())
         }
-        Some(Command::Plan(args)) => std::process::exit(losant_operator::plan::main(*args)),
+        Some(Command::Plan(args)) => std::process::exit(losant_operator::gitops::plan::main(*args)),
         Some(Command::Run(args)) => run(*args),
         Some(Command::Export(args)) => Ok(losant_operator::gitops::export::run(*args)?),
         None => run(RunArgs::default()),

@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::*;
+use crate::gitops::plan::world::{Place, SecretData};
 use crate::losant::Listing;
-use crate::plan::world::{Place, SecretData};
 
 const APP: &str = "0123456789abcdef01234567";
 const URL: &str = "http://127.0.0.1:1";

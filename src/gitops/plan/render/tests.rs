@@ -1,8 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::plan::fields::SecretSource;
-use crate::plan::verdict::REPORT_VERSION;
+use crate::gitops::plan::fields::SecretSource;
+use crate::gitops::plan::verdict::REPORT_VERSION;
 
 fn row(field: &str, old: Option<Value>, new: Option<Value>) -> FieldChange {
     FieldChange {
