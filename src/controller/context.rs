@@ -109,6 +109,11 @@ pub struct Context {
     application_clients: Bounded<String, (String, crate::losant::Client)>,
     /// Transient failures in a row, by object (see [`super::backoff_key`]).
     failures: Bounded<String, u32>,
+    /// By a hash of the object's uid (16 bytes an entry, for every object): a digest of the
+    /// last status this process wrote (what it says was applied), so a reconcile of a cached
+    /// copy that has not caught up with that write reads the object afresh instead of acting on
+    /// the stale status (e.g. sending rotated Secrets twice).
+    written: Bounded<u64, u64>,
 }
 
 impl Context {
@@ -141,6 +146,7 @@ impl Context {
             verified: Bounded::new(MEMO_CAPACITY),
             application_clients: Bounded::new(MEMO_CAPACITY),
             failures: Bounded::new(MEMO_CAPACITY),
+            written: Bounded::new(MEMO_CAPACITY),
         }
     }
 
@@ -188,6 +194,19 @@ impl Context {
         jittered
             .max(at_least)
             .min(self.settings.max_backoff.max(at_least))
+    }
+
+    /// Remembers `mark`, the digest of the status just written for the object `uid`.
+    pub fn remember_written(&self, uid: &str, mark: u64) {
+        self.written.insert(uid_key(uid), mark);
+    }
+
+    /// Whether this process wrote a status for `uid` whose digest is not `mark` (the cached
+    /// copy's): the cache has not caught up with that write yet.
+    pub fn status_lags_write(&self, uid: &str, mark: u64) -> bool {
+        self.written
+            .get(&uid_key(uid))
+            .is_some_and(|written| written != mark)
     }
 
     /// Forgets the failures of `key` after a success.
@@ -279,4 +298,13 @@ impl Context {
             super::SyncStrategy::PerApplication => Action::await_change(),
         }
     }
+}
+
+/// The key of object `uid` in a memo kept for every object. A collision of two uids' hashes
+/// would cost one needless fresh read, or miss one: never a wrong decision.
+fn uid_key(uid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    hasher.finish()
 }

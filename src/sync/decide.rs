@@ -431,6 +431,8 @@ fn secrets_to_send(facts: &Facts, remote: &Integration) -> bool {
     match facts.secrets {
         SecretsSince::Unchanged => false,
         SecretsSince::Changed => true,
+        // No Secret value to send: the config is compared like any field.
+        SecretsSince::NeverApplied if facts.desired.secret_paths.is_empty() => false,
         SecretsSince::NeverApplied => {
             let pinned = facts.recorded.as_ref().is_some_and(|r| r.id == remote.id);
             !(facts.secrets_match_remote && pinned)

@@ -146,7 +146,7 @@ async fn apply(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let obj = &*latest(cached, api).await?;
+    let obj = &*latest(cached, api, ctx).await?;
     let previous = obj.status.clone().unwrap_or_default();
     // One reading of the clock: status times, the refusal's re-check and a pending create's
     // grace period all count to the reconcile's start.
@@ -168,14 +168,20 @@ async fn apply(
     publish(obj, api, report, ctx).await
 }
 
-/// The object to apply. The id is recorded in annotations just before status: a cached object
-/// caught between the two writes would look like one whose status was lost. Read the latest
-/// instead.
+/// The object to apply: the cached one, unless it is behind this process's own writes, then
+/// read afresh. The id is recorded in annotations just before status: a cached object caught
+/// between the two writes would look like one whose status was lost. And a cached status older
+/// than the one last written would send again what was already applied (a rotated Secret's
+/// values: they cannot be compared with Losant's, so only status says they were sent).
 async fn latest<'a>(
     cached: &'a Integration,
     api: &Api<Integration>,
+    ctx: &Context,
 ) -> Result<Cow<'a, Integration>, Error> {
-    if !record::status_lags_annotations(cached) {
+    let uid = cached.uid().unwrap_or_default();
+    let behind_own_write =
+        ctx.status_lags_write(&uid, record::applied_mark(cached.status.as_ref()));
+    if !record::status_lags_annotations(cached) && !behind_own_write {
         return Ok(Cow::Borrowed(cached));
     }
     let latest = api
@@ -240,6 +246,9 @@ async fn publish(
     if status::apply_if_changed(api, &obj.name_any(), obj.status.as_ref(), &report.status).await? {
         ctx.metrics.status_written();
     }
+    // The status now is `report.status` (written, or already so).
+    let uid = obj.uid().unwrap_or_default();
+    ctx.remember_written(&uid, record::applied_mark(Some(&report.status)));
     Ok(action)
 }
 

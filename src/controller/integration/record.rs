@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::super::error::Error;
 use super::super::status::FIELD_MANAGER;
-use crate::crd::{Integration, Origin};
+use crate::crd::{Integration, IntegrationStatus, Origin};
 pub use crate::sync::decide::Pending;
 pub use crate::sync::record::{
     APPLICATION_ID, CREATE_PENDING, INTEGRATION_ID, ORIGIN, SECRETS_MATCH_REMOTE, create_pending,
@@ -142,4 +142,21 @@ pub async fn record(
         ],
     )
     .await
+}
+
+/// A digest of what a status says was last applied (the generation, the place, the Secrets'
+/// versions): kept for the status this process last wrote, so a cached object whose status
+/// differs is known to lag behind that write (see `integration::latest`).
+pub fn applied_mark(status: Option<&IntegrationStatus>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    if let Some(status) = status {
+        status.observed_generation.hash(&mut hasher);
+        status.application_id.as_deref().hash(&mut hasher);
+        status.api_url.as_deref().hash(&mut hasher);
+        for (name, version) in status.applied_secret_versions.iter() {
+            (name, version).hash(&mut hasher);
+        }
+    }
+    hasher.finish()
 }

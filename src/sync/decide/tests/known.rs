@@ -187,19 +187,28 @@ fn secrets_said_to_match_are_taken_as_applied_only_for_the_pinned_remote() {
         config: wanted().config,
         ..IntegrationPatch::default()
     };
-    let pinned = |secrets, says_match| Facts {
-        recorded: recorded(ID, Some(Origin::Adopted)),
-        applied_fields: Vec::new(),
-        secrets,
-        secrets_match_remote: says_match,
-        ..known(remote())
+    // A spec with a Secret reference (its value is never compared).
+    let with_secret = |mut facts: Facts| {
+        facts.desired.secret_paths = vec!["mqttConfig.password".to_owned()];
+        facts
     };
-    let by_name = |recorded_id: Option<&str>| Facts {
-        recorded: recorded_id.and_then(|id| recorded(id, Some(Origin::Adopted))),
-        applied_fields: Vec::new(),
-        secrets: SecretsSince::NeverApplied,
-        secrets_match_remote: true,
-        ..named(vec![remote()])
+    let pinned = |secrets, says_match| {
+        with_secret(Facts {
+            recorded: recorded(ID, Some(Origin::Adopted)),
+            applied_fields: Vec::new(),
+            secrets,
+            secrets_match_remote: says_match,
+            ..known(remote())
+        })
+    };
+    let by_name = |recorded_id: Option<&str>| {
+        with_secret(Facts {
+            recorded: recorded_id.and_then(|id| recorded(id, Some(Origin::Adopted))),
+            applied_fields: Vec::new(),
+            secrets: SecretsSince::NeverApplied,
+            secrets_match_remote: true,
+            ..named(vec![remote()])
+        })
     };
     let table = [
         (
@@ -260,6 +269,58 @@ fn secrets_said_to_match_are_taken_as_applied_only_for_the_pinned_remote() {
     for (case, facts, expected) in table {
         assert_eq!(decided(&facts), expected, "{case}");
     }
+}
+
+/// A spec with no Secret reference has nothing unknown to send: adopting a remote that matches
+/// writes nothing, by name or pinned, and one that differs gets exactly the differing fields.
+#[test]
+fn without_secret_references_nothing_is_sent_for_secrets() {
+    let no_secrets = |mut facts: Facts| {
+        facts.desired.secret_paths.clear();
+        facts.applied_fields = Vec::new();
+        facts.secrets = SecretsSince::NeverApplied;
+        facts
+    };
+    let by_name = no_secrets(named(vec![remote()]));
+    assert_eq!(
+        decided(&by_name),
+        Decision::Adopt {
+            remote: Box::new(remote()),
+            patch: None,
+        },
+        "found by name and matching: adopted without a write"
+    );
+    let pinned = no_secrets(Facts {
+        recorded: recorded(ID, Some(Origin::Adopted)),
+        ..known(remote())
+    });
+    assert_eq!(
+        decided(&pinned),
+        Decision::InSync {
+            remote: Box::new(remote()),
+            origin: Origin::Adopted,
+        },
+        "pinned and matching: in sync"
+    );
+    let mut renamed = remote();
+    renamed.name = "someone else's name".into();
+    let differing = no_secrets(Facts {
+        recorded: recorded(ID, Some(Origin::Adopted)),
+        ..known(renamed.clone())
+    });
+    assert_eq!(
+        decided(&differing),
+        Decision::Patch {
+            remote: Box::new(renamed),
+            origin: Origin::Adopted,
+            patch: IntegrationPatch {
+                name: Some(wanted().name),
+                ..IntegrationPatch::default()
+            },
+            spec_changed: false,
+        },
+        "only the differing field"
+    );
 }
 
 #[test]
