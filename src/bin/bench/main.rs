@@ -22,6 +22,7 @@ mod result;
 mod run;
 mod soak;
 mod soak_churn;
+mod soak_emulator;
 mod soak_samples;
 mod soak_summary;
 mod soak_verify;

@@ -20,7 +20,8 @@ use losant_operator::testkit::{
 
 use crate::observe::{Observer, sample};
 use crate::processes::free_port;
-use crate::soak_churn::{Churn, SoakEmulator};
+use crate::soak_churn::Churn;
+use crate::soak_emulator::SoakEmulator;
 use crate::soak_samples::{Sampler, write_outputs};
 use crate::soak_verify::verify_end_state;
 
@@ -137,7 +138,14 @@ pub async fn soak(args: SoakArgs) -> anyhow::Result<SoakOutcome> {
     let pid = operator.pid().context("the operator is not running")?;
     let mut sampler = Sampler::new(pid, metrics_port);
     let churn_started = Instant::now();
-    churn_for(&args, &mut churn, &mut emulator, &mut sampler, &mut operator).await?;
+    churn_for(
+        &args,
+        &mut churn,
+        &mut emulator,
+        &mut sampler,
+        &mut operator,
+    )
+    .await?;
     outcome.churn_seconds = churn_started.elapsed().as_secs_f64();
 
     // The end state is checked against a clean emulator.
@@ -210,7 +218,11 @@ async fn churn_for(
             next_sample += Duration::from_secs(args.sample_seconds);
         }
         if last_report.elapsed() > Duration::from_secs(60) {
-            eprintln!("soak: {:.0}s: {}", start.elapsed().as_secs_f64(), sampler.brief());
+            eprintln!(
+                "soak: {:.0}s: {}",
+                start.elapsed().as_secs_f64(),
+                sampler.brief()
+            );
             last_report = Instant::now();
         }
     }

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::observe::{memory, sample};
 use crate::soak::{SoakArgs, SoakOutcome};
-use crate::soak_churn::{Churn, SoakEmulator};
+use crate::soak_churn::Churn;
+use crate::soak_emulator::SoakEmulator;
 
 /// One sample.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -28,7 +29,8 @@ pub struct Sample {
     pub tokio_tasks: f64,
     /// Sweeps finished so far (the operator's count).
     pub sweeps: f64,
-    /// The operator's Losant requests so far (the emulator's count, less the soak's own).
+    /// The operator's Losant requests so far (the emulator's count, less the soak's own), and
+    /// of those the lists (each sweep's pages and the name look-ups before creates).
     pub losant_calls: u64,
     pub losant_lists: u64,
     pub rate_limited: u64,
@@ -75,10 +77,11 @@ impl Sampler {
         };
         let sweeps = sample(&text, "losant_operator_sweeps_total{result=\"ok\"}")
             + sample(&text, "losant_operator_sweeps_total{result=\"partial\"}");
+        let (own_calls, own_lists) = emulator.own_calls();
         let (calls, lists, rate_limited) = match emulator.calls() {
             Ok(calls) => (
-                calls.total().saturating_sub(emulator.own_calls()),
-                calls.kind("list"),
+                calls.total().saturating_sub(own_calls),
+                calls.kind("list").saturating_sub(own_lists),
                 calls.rate_limited,
             ),
             Err(_) => (
@@ -310,7 +313,9 @@ mod tests {
 
     #[test]
     fn a_level_series_is_flat_and_a_climbing_one_is_not() {
-        let level = trends(&samples(&[30.0, 40.0, 41.0, 40.5, 41.0, 40.0, 40.8, 41.0, 40.2]));
+        let level = trends(&samples(&[
+            30.0, 40.0, 41.0, 40.5, 41.0, 40.0, 40.8, 41.0, 40.2,
+        ]));
         assert!(level.iter().all(|t| t.flat), "{level:?}");
         let climbing: Vec<f64> = (0..30).map(|i| 40.0 + f64::from(i)).collect();
         let climbing = trends(&samples(&climbing));

@@ -152,8 +152,9 @@ fn calls(md: &mut String, args: &SoakArgs, samples: &[Sample]) {
         "## Losant calls per sweep\n\n\
          Between samples, the operator's requests (the emulator's count, less the soak's own) \
          divided by the sweeps finished meanwhile. A sweep lists each application once ({} \
-         applications); everything else is the churn's own work (creates, edits, rotations, \
-         deletions, drift corrections) and the faults' retries.\n\n\
+         applications); the other lists are the name look-ups before each create, and every \
+         other call is the churn's own work (creates, edits, rotations, deletions, drift \
+         corrections) and the faults' retries.\n\n\
          - lists per sweep: median {lists:.2}\n\
          - all calls per sweep: median {all:.1}, max {max:.1}\n\
          - requests during the run: {total}; answered 429 over the whole soak: {rate_limited}\n",

@@ -14,7 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::observe::PER_PAGE;
-use crate::soak_churn::{Churn, SoakEmulator};
+use crate::soak_churn::Churn;
+use crate::soak_emulator::SoakEmulator;
 
 /// An object as the API server holds it: Ready for its latest generation, and its remote.
 struct Recorded {
@@ -53,7 +54,9 @@ pub async fn verify_end_state(
             continue;
         };
         let id = remote["id"].as_str().unwrap_or_default();
-        if *app_index != expected.app || object.app.as_deref() != Some(churn.apps[*app_index].as_str()) {
+        if *app_index != expected.app
+            || object.app.as_deref() != Some(churn.apps[*app_index].as_str())
+        {
             problems.push(format!("{name}: remote in the wrong application"));
         }
         if object.id.as_deref() != Some(id) {
@@ -72,7 +75,10 @@ pub async fn verify_end_state(
             problems.push(format!("{name}: deleted, but still in the API server"));
         }
         if let Some(found) = remotes.get(name) {
-            problems.push(format!("{name}: deleted, but {} remotes remain", found.len()));
+            problems.push(format!(
+                "{name}: deleted, but {} remotes remain",
+                found.len()
+            ));
         }
     }
     if remote_count != churn.live.len() {

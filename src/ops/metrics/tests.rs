@@ -196,7 +196,10 @@ async fn runtime_tasks_are_read_on_each_scrape() {
     let waiting = tokio::spawn(async move { stopped.await.ok() });
     let text = metrics.encode().unwrap();
     // The test's own task and the one spawned above, at least.
-    assert!(sample(&text, "losant_operator_runtime_tasks").unwrap() >= 1.0, "{text}");
+    assert!(
+        sample(&text, "losant_operator_runtime_tasks").unwrap() >= 1.0,
+        "{text}"
+    );
     stop.send(()).unwrap();
     waiting.await.unwrap();
 }
