@@ -213,7 +213,7 @@ impl Churn {
         for _ in 0..2 {
             self.edit_one(round).await;
         }
-        if round % ROTATE_EVERY == 0 {
+        if round.is_multiple_of(ROTATE_EVERY) {
             self.rotate_secret(round).await;
         }
         if round % DRIFT_EVERY == 1 {

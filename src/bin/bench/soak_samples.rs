@@ -165,14 +165,53 @@ pub struct Trend {
     pub flat: bool,
 }
 
-/// The series judged, with their tolerance: an absolute floor and a fraction of the second
-/// third's median, whichever is larger.
-const SERIES: [(&str, &str, fn(&Sample) -> f64, f64, f64); 5] = [
-    ("RSS", "MiB", |s| s.rss_mib, 2.0, 0.05),
-    ("heap in use", "MiB", |s| s.heap_in_use_mib, 1.0, 0.10),
-    ("open file descriptors", "", |s| s.fds as f64, 5.0, 0.0),
-    ("threads", "", |s| s.threads as f64, 2.0, 0.0),
-    ("Tokio tasks", "", |s| s.tokio_tasks, 20.0, 0.10),
+/// A series judged, with its tolerance: an absolute floor and a fraction of the second third's
+/// median, whichever is larger.
+#[derive(Clone, Copy)]
+struct Judged {
+    series: &'static str,
+    unit: &'static str,
+    value: fn(&Sample) -> f64,
+    floor: f64,
+    fraction: f64,
+}
+
+const SERIES: [Judged; 5] = [
+    Judged {
+        series: "RSS",
+        unit: "MiB",
+        value: |s| s.rss_mib,
+        floor: 2.0,
+        fraction: 0.05,
+    },
+    Judged {
+        series: "heap in use",
+        unit: "MiB",
+        value: |s| s.heap_in_use_mib,
+        floor: 1.0,
+        fraction: 0.10,
+    },
+    Judged {
+        series: "open file descriptors",
+        unit: "",
+        value: |s| s.fds as f64,
+        floor: 5.0,
+        fraction: 0.0,
+    },
+    Judged {
+        series: "threads",
+        unit: "",
+        value: |s| s.threads as f64,
+        floor: 2.0,
+        fraction: 0.0,
+    },
+    Judged {
+        series: "Tokio tasks",
+        unit: "",
+        value: |s| s.tokio_tasks,
+        floor: 20.0,
+        fraction: 0.10,
+    },
 ];
 
 /// The trend of every judged series over the churn's samples.
@@ -183,7 +222,14 @@ pub fn trends(samples: &[Sample]) -> Vec<Trend> {
     let last = &churning[(2 * third).min(churning.len())..];
     SERIES
         .iter()
-        .map(|&(series, unit, value, floor, fraction)| {
+        .map(|judged| {
+            let Judged {
+                series,
+                unit,
+                value,
+                floor,
+                fraction,
+            } = *judged;
             let second_third_median = median(second.iter().map(|s| value(s)).collect());
             let last_third_median = median(last.iter().map(|s| value(s)).collect());
             let growth = last_third_median - second_third_median;
