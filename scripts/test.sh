@@ -64,6 +64,11 @@ if [[ "${LOSANT_E2E:-}" == 1 ]]; then
   # a timed test; the figures are in bench/).
   echo "== benchmark smoke"
   scripts/bench.sh --smoke || status=$?
+  # The soak, short: a couple of minutes of every kind of churn and fault on a small fleet,
+  # ending with its hard check (exactly one remote per live Integration; none for deleted ones).
+  # The long run's figures are in bench/soak/.
+  echo "== soak smoke"
+  scripts/soak.sh --smoke || status=$?
   # The chart as users install it: the image built from the Dockerfile, on two real kubelet
   # nodes, in a network namespace where any packet off loopback fails the tier.
   echo "== node tier"

@@ -19,6 +19,7 @@
 //! | `losant_operator_status_writes_total` | counter | — (status writes of either kind) |
 //! | `losant_operator_events_total` | counter | — (Events published) |
 //! | `losant_operator_heap_bytes` | gauge | `state` (`in_use`: live allocations; `free`: held by the allocator, not returned to the OS) |
+//! | `losant_operator_runtime_tasks` | gauge | — (Tokio tasks alive, read on each scrape) |
 //!
 //! # How to feed it
 //! - Reconcile counts and durations: [`Metrics::reconcile_finished`], called by the reconcile
@@ -99,6 +100,7 @@ struct Inner {
     status_writes: Counter,
     events: Counter,
     heap: Family<HeapLabels, Gauge>,
+    runtime_tasks: Gauge,
     requests: Arc<LosantRequestMetrics>,
     sources: Mutex<Vec<ConditionSource>>,
     connections: Family<StateLabels, Gauge>,
@@ -174,6 +176,12 @@ impl Metrics {
             "Heap bytes by state: in_use (live allocations) and free (held by the allocator); read on each scrape, absent where the allocator cannot tell",
             Family::default(),
         );
+        let runtime_tasks = registered(
+            r,
+            "runtime_tasks",
+            "Tokio tasks alive in the operator's runtime; read on each scrape (a leak of tasks shows as growth)",
+            Gauge::default(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -188,6 +196,7 @@ impl Metrics {
                 status_writes,
                 events,
                 heap,
+                runtime_tasks,
                 requests,
                 sources: Mutex::new(Vec::new()),
                 reasons: Mutex::new(BTreeMap::new()),
@@ -270,6 +279,13 @@ impl Metrics {
                     .get_or_create(&HeapLabels { state })
                     .set(i64::try_from(bytes).unwrap_or(i64::MAX));
             }
+        }
+        // Scraped from the metrics server, inside the runtime; elsewhere (a unit test) left as is.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.inner
+                .runtime_tasks
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
         }
         let mut text = String::new();
         encode(&mut text, &self.inner.registry)?;

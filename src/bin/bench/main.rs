@@ -7,6 +7,8 @@
 //! It is a benchmark, not a test: it reports figures next to their targets and fails only when
 //! the system did not converge or ended up wrong (a missing or duplicated remote).
 //!
+//! `bench soak` is the long churn (`soak.rs`, `scripts/soak.sh`).
+//!
 //! This file is the command line only: `run.rs` is one run, `report.rs` the summary. Starting
 //! the processes, the CRDs, the namespace and the manifests are the test kit's
 //! (`losant_operator::testkit`, the cargo feature `testkit` this binary requires).
@@ -18,6 +20,12 @@ mod processes;
 mod report;
 mod result;
 mod run;
+mod soak;
+mod soak_churn;
+mod soak_emulator;
+mod soak_samples;
+mod soak_summary;
+mod soak_verify;
 mod steady;
 mod verify;
 
@@ -39,6 +47,9 @@ enum Cmd {
     Run(RunArgs),
     /// Aggregates run files into results (median, min, max) and prints the table.
     Summarize(SummarizeArgs),
+    /// The soak: a long churn of a fleet, sampled over time, with a hard end check
+    /// (`scripts/soak.sh`).
+    Soak(soak::SoakArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -127,5 +138,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Summarize(args) => report::summarize(&args.runs, &args.out, args.table.as_deref()),
+        Cmd::Soak(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let outcome = runtime.block_on(soak::soak(args.clone()))?;
+            let summary = std::fs::read_to_string(args.out.join("summary.md"))?;
+            println!("{summary}");
+            if !outcome.verified {
+                bail!("the soak did not end in the expected state");
+            }
+            let missing = outcome.counts.missing_kinds();
+            if args.require_every_kind && !missing.is_empty() {
+                bail!("the soak never did: {}", missing.join(", "));
+            }
+            Ok(())
+        }
     }
 }

@@ -188,3 +188,18 @@ fn connections_are_counted_by_state_from_every_source() {
         assert_eq!(sample(&text, &series), Some(expected), "{state}: {text}");
     }
 }
+
+#[tokio::test]
+async fn runtime_tasks_are_read_on_each_scrape() {
+    let metrics = Metrics::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waiting = tokio::spawn(async move { stopped.await.ok() });
+    let text = metrics.encode().unwrap();
+    // The test's own task and the one spawned above, at least.
+    assert!(
+        sample(&text, "losant_operator_runtime_tasks").unwrap() >= 1.0,
+        "{text}"
+    );
+    stop.send(()).unwrap();
+    waiting.await.unwrap();
+}
