@@ -178,6 +178,36 @@ fn a_different_type_is_refused_as_immutable() {
     }
 }
 
+/// `facts` for a spec with a Secret reference (its value is never compared).
+fn with_secret(mut facts: Facts) -> Facts {
+    facts.desired.secret_paths = vec!["mqttConfig.password".to_owned()];
+    facts
+}
+
+/// A spec with a Secret reference, pinned to the remote; `says_match`: it says its Secrets hold
+/// what Losant has.
+fn pinned_with_secret(secrets: SecretsSince, says_match: bool) -> Facts {
+    with_secret(Facts {
+        recorded: recorded(ID, Some(Origin::Adopted)),
+        applied_fields: Vec::new(),
+        secrets,
+        secrets_match_remote: says_match,
+        ..known(remote())
+    })
+}
+
+/// A spec with a Secret reference, its remote found by name (`recorded_id`: a recorded remote
+/// Losant no longer has), saying its Secrets match.
+fn named_with_secret(recorded_id: Option<&str>) -> Facts {
+    with_secret(Facts {
+        recorded: recorded_id.and_then(|id| recorded(id, Some(Origin::Adopted))),
+        applied_fields: Vec::new(),
+        secrets: SecretsSince::NeverApplied,
+        secrets_match_remote: true,
+        ..named(vec![remote()])
+    })
+}
+
 /// Values never sent here are sent, except to the remote an object is pinned to when it says its
 /// Secrets hold what Losant already has (`export` writes that): nothing is sent then, and a
 /// later change is sent as usual. Adoption by name is never taken on that word.
@@ -187,29 +217,8 @@ fn secrets_said_to_match_are_taken_as_applied_only_for_the_pinned_remote() {
         config: wanted().config,
         ..IntegrationPatch::default()
     };
-    // A spec with a Secret reference (its value is never compared).
-    let with_secret = |mut facts: Facts| {
-        facts.desired.secret_paths = vec!["mqttConfig.password".to_owned()];
-        facts
-    };
-    let pinned = |secrets, says_match| {
-        with_secret(Facts {
-            recorded: recorded(ID, Some(Origin::Adopted)),
-            applied_fields: Vec::new(),
-            secrets,
-            secrets_match_remote: says_match,
-            ..known(remote())
-        })
-    };
-    let by_name = |recorded_id: Option<&str>| {
-        with_secret(Facts {
-            recorded: recorded_id.and_then(|id| recorded(id, Some(Origin::Adopted))),
-            applied_fields: Vec::new(),
-            secrets: SecretsSince::NeverApplied,
-            secrets_match_remote: true,
-            ..named(vec![remote()])
-        })
-    };
+    let pinned = pinned_with_secret;
+    let by_name = named_with_secret;
     let table = [
         (
             "pinned, said to match, never applied: adopted as it is",
