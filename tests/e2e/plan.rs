@@ -601,6 +601,48 @@ fn prune(namespace: &str, input: &str) {
     assert_eq!(report["summary"]["orphan"], 1);
 }
 
+/// A plan of one namespace asks Losant only about the applications its objects use: another
+/// namespace's application (with an Integration that Losant holds) is neither listed nor is its
+/// token read, even with `--prune`.
+#[test]
+fn plan_asks_losant_only_about_the_planned_applications() {
+    require_cluster!();
+    install_crds();
+    let ours = TestNamespace::new("plan-ours");
+    let theirs = TestNamespace::new("plan-theirs");
+    let (our_losant, their_losant) = (EmulatorProcess::start(&[]), EmulatorProcess::start(&[]));
+    ours.register_log("emulator", our_losant.log_path());
+    theirs.register_log("emulator", their_losant.log_path());
+    ours.install_application(&our_losant, "app");
+    theirs.install_application(&their_losant, "app");
+    theirs.apply_ok(&object("theirs", &sqs("https://q/theirs"), Value::Null));
+    reset_stats(&their_losant);
+    let input = write_input(
+        "ours.yaml",
+        &[object("ours", &sqs("https://q/ours"), Value::Null)],
+    );
+    let input = input.to_str().expect("a path");
+    for extra in [&[][..], &["--prune"][..]] {
+        let args = [&["-f", input, "-n", ours.name(), "-o", "json"][..], extra].concat();
+        let (code, out, stderr) = run_plan(&args, None);
+        assert_eq!(code, 1, "a create: {out} {stderr}");
+        assert_eq!(
+            items(&serde_json::from_str(&out).expect("JSON"))["ours"]["action"],
+            "create"
+        );
+    }
+    assert_eq!(
+        count(&our_losant.stats(), "GET", COLLECTION),
+        2,
+        "ours listed once per run"
+    );
+    let stats = their_losant.stats();
+    assert_eq!(
+        stats["total"], 0,
+        "another namespace's Losant is never asked: {stats:#}"
+    );
+}
+
 #[test]
 fn plan_reads_past_1000_remotes_one_list_per_page() {
     require_cluster!();

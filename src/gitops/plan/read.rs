@@ -16,9 +16,10 @@ use crate::controller::outcome::{Failure, LosantCall};
 use crate::crd::{Integration, LosantApplication, SecretKeyRef};
 use crate::sync::desired;
 
-/// Reads what `plan` needs into `world`: the cluster's Integrations, the applications and
-/// Secrets the input's objects (and, for `--prune`, the cluster's objects in `namespaces`)
-/// refer to, and one listing per application.
+/// Reads what `plan` needs into `world`: the cluster's Integrations (every namespace the
+/// credentials may list: any of them may hold a rival claim), the `LosantApplication`s they and
+/// the input refer to, and — only for the applications the input's objects (and, for
+/// `--prune`, the cluster's objects in `namespaces`) use — their Secrets and one listing each.
 pub async fn read(
     kube: Option<&kube::Client>,
     inputs: &Inputs,
@@ -31,8 +32,14 @@ pub async fn read(
         world.cluster = cluster_integrations(kube, namespaces).await?;
     }
     let applications = applications(kube, inputs, world, default_namespace).await?;
+    let planned = planned_applications(inputs, world, namespaces, default_namespace);
     let mut wanted: BTreeSet<Key> = BTreeSet::new();
-    for ((namespace, _), app) in &applications {
+    for ((namespace, name), app) in &applications {
+        // Other namespaces' applications only tell whose claims they are: their tokens are
+        // never read, and Losant is not asked about them.
+        if !planned.contains(&(namespace.clone(), name.clone())) {
+            continue;
+        }
         wanted.insert((namespace.clone(), app.spec.token_secret_ref.name.clone()));
         if let Some(ca) = &app.spec.ca_bundle_secret_ref {
             wanted.insert((namespace.clone(), ca.name.clone()));
@@ -53,13 +60,35 @@ pub async fn read(
                 .policy()
                 .refuse(app.spec.api_url.trim_end_matches('/')),
         };
-        if place.refused.is_none() && !world.listings.contains_key(&place.key()) {
+        if planned.contains(key)
+            && place.refused.is_none()
+            && !world.listings.contains_key(&place.key())
+        {
             let listing = list(app, &key.0, world, clients).await;
             world.listings.insert(place.key(), listing);
         }
         world.places.insert(key.clone(), place);
     }
     Ok(())
+}
+
+/// The applications a verdict depends on: those the input's Integrations use, and those of the
+/// cluster's Integrations in the input's `namespaces` (what `--prune` reports on).
+fn planned_applications(
+    inputs: &Inputs,
+    world: &World,
+    namespaces: &BTreeSet<String>,
+    default_namespace: &str,
+) -> BTreeSet<Key> {
+    let from_input = inputs.integrations.iter().map(|s| {
+        let namespace = namespace_of(&s.object, default_namespace);
+        (namespace, s.object.spec.application_ref.name.clone())
+    });
+    let from_cluster = world.cluster.iter().filter_map(|o| {
+        let namespace = o.namespace().filter(|ns| namespaces.contains(ns))?;
+        Some((namespace, o.spec.application_ref.name.clone()))
+    });
+    from_input.chain(from_cluster).collect()
 }
 
 fn namespace_of<K: ResourceExt>(obj: &K, default_namespace: &str) -> String {
