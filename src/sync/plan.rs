@@ -180,7 +180,7 @@ fn config_drifted(
 
 /// Headers match when the keys match in order and every comparable value matches. A value that
 /// comes back absent or as a mask (`****`) cannot be compared.
-fn headers_match(
+pub fn headers_match(
     path: &str,
     wanted: &[Value],
     had: &[Value],

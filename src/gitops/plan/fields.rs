@@ -273,26 +273,14 @@ fn secret_field_names(config: &IntegrationConfig) -> Vec<&'static str> {
         .unwrap_or_default()
 }
 
-/// Whether the headers match: the same keys in order, and each inline value as Losant holds it
-/// (a value from a Secret, or one Losant masks or omits, cannot be compared), as the planner
-/// compares them.
+/// Whether the headers match, exactly as the planner compares them (`sync::plan::headers_match`):
+/// a value from a Secret, or one Losant masks or omits, cannot be compared.
 fn headers_same(field: &str, wanted: &Value, had: &Value, labels: &SecretLabels) -> bool {
     let (Some(wanted), Some(had)) = (wanted.as_array(), had.as_array()) else {
         return false;
     };
-    wanted.len() == had.len()
-        && wanted
-            .iter()
-            .zip(had)
-            .enumerate()
-            .all(|(index, (want, have))| {
-                let path = format!("{field}.headers.{index}.headerValue");
-                let value = have.get("headerValue").and_then(Value::as_str);
-                want.get("headerKey") == have.get("headerKey")
-                    && (labels.get(&path).is_some()
-                        || value.is_none_or(|v| v.chars().all(|c| c == '*' || c == '\u{2022}'))
-                        || want.get("headerValue").and_then(Value::as_str) == value)
-            })
+    let from_secret = |path: &str| labels.get(path).is_some();
+    crate::sync::plan::headers_match(&format!("{field}.headers"), wanted, had, &from_secret)
 }
 
 /// Headers with every value hidden: Losant may echo a value that came from a Secret.
