@@ -7,6 +7,7 @@
 //! - [`sync`]: pure reconcile logic (desired state vs. remote → a plan);
 //! - [`emulator`]: a local emulator of the Losant integrations API, for tests, demos and benches;
 //! - [`gitops`]: command-line tools next to the operator (`plan`, `export`), on the layers above;
+//! - [`flags`]: command-line values the commands share (durations);
 //! - [`ops`]: metrics, health endpoints, leader election, the CRD schema check and shutdown;
 //! - `testkit` (feature `testkit`): the end-to-end test kit, for the tests and the benchmark only.
 
@@ -14,6 +15,7 @@ pub mod controller;
 pub mod crd;
 pub mod emulator;
 pub mod failpoint;
+pub mod flags;
 pub mod gitops;
 pub mod losant;
 pub mod ops;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use losant_operator::controller::clients::ApiHostPolicy;
 use losant_operator::controller::{self, Settings, SyncStrategy};
+use losant_operator::flags::parse_duration;
 use losant_operator::losant::RateLimits;
 use losant_operator::ops::{self, LeaderConfig, OpsConfig, leader};
 use losant_operator::telemetry::{self, LogFormat};
@@ -141,32 +142,6 @@ impl Default for RunArgs {
             _ => unreachable!("`run` parses as Run"),
         }
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 5m or 1h"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("{text:?} must be positive"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// `IP:PORT`, `[IPv6]:PORT`, or an unbracketed IPv6 address whose last `:` starts the port.

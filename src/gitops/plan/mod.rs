@@ -34,6 +34,7 @@ pub use render::Format;
 pub use verdict::{Action, REPORT_VERSION, Report, Verdict};
 
 use crate::controller::clients::{ApiHostPolicy, LosantClients};
+use crate::flags::parse_duration;
 use crate::losant::RateLimits;
 
 /// Why `plan` could not run at all (exit code 2).
@@ -110,25 +111,6 @@ pub struct PlanArgs {
     /// Requests that may burst above the rate.
     #[arg(long, default_value_t = 20)]
     pub losant_burst: u32,
-}
-
-/// `30s`, `5m`, `1h`, `250ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" | "" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        _ => Err(format!("{text:?}: unknown unit (use ms, s, m or h)")),
-    }
 }
 
 /// Runs `plan`, printing the report to stdout and errors to stderr; returns the exit code.
